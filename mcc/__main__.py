@@ -1,0 +1,5 @@
+import sys
+
+from mcc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,56 @@
+"""Loading a prepared dataset's splits for training and evaluation (no Ray).
+
+The validation split is carved from the training split, seeded and per class, so that model
+selection never sees the test split (design.md, "Downstream").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcc.config import ConfigError, DataConfig
+from mcc.sampling import normalize
+from mcc.shards import Manifest, Sample, load_samples, read_manifest
+
+
+@dataclass
+class Splits:
+    manifest: Manifest
+    train: list[Sample]
+    val: list[Sample]
+    test: list[Sample]
+
+
+def per_class_subset(
+    samples: list[Sample], fraction: float, seed: int, what: str = "fraction"
+) -> list[Sample]:
+    """Per class, round(fraction * class count) samples (at least 1), seeded; in input order."""
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"{what}={fraction} must be in (0, 1]")
+    rng = np.random.default_rng(seed)
+    labels = np.array([s.label for s in samples])
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n = max(1, int(round(fraction * len(idx))))
+        keep += rng.choice(idx, size=n, replace=False).tolist()
+    return [samples[i] for i in sorted(keep)]
+
+
+def load_splits(cfg: DataConfig) -> Splits:
+    manifest = read_manifest(cfg.path)
+    samples = load_samples(cfg.path)
+    for s in samples:
+        s.joints = normalize(s.joints, manifest.layout, cfg.normalize)
+    train = [s for s in samples if s.split == "train"]
+    test = [s for s in samples if s.split == "test"]
+    if not train:
+        raise ConfigError(f"dataset {cfg.path} has no 'train' split")
+    val: list[Sample] = []
+    if cfg.val_fraction > 0:
+        val = per_class_subset(train, cfg.val_fraction, cfg.val_seed, "data.val_fraction")
+        ids = {s.sample_id for s in val}
+        train = [s for s in train if s.sample_id not in ids]
+    return Splits(manifest, train, val, test)

@@ -1,0 +1,282 @@
+"""Clip sampling of Sec. 3.1 and 3.2: S(r, c), B(r, c) and the interpolation target.
+
+Pure NumPy, seeded by the `np.random.Generator` passed in. A sequence is float32
+(M, T, V, C): bodies, frames, joints, channels; a clip has the same order with T = clip_len.
+The rules, and where they depart from the paper's text, are those of design.md
+("The method: the exact rules we implement").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcc.config import ConfigError, LossConfig, SamplingConfig
+from mcc.layouts import Layout
+
+
+@dataclass
+class Clip:
+    """frames: (M, clip_len, V, C); start s and effective speed r of the indices s + r*t."""
+
+    frames: np.ndarray
+    start: int
+    speed: int
+    wrapped: bool  # some index went past the end and looped over
+
+
+def check_speed(speed) -> int:
+    if isinstance(speed, bool) or int(speed) != speed or speed < 1:
+        raise ValueError(f"speed {speed!r} is not allowed: speeds are positive integers")
+    return int(speed)
+
+
+def effective_speed(
+    num_frames: int, speed: int, speeds: tuple[int, ...], clip_len: int, overflow: str
+) -> int:
+    """The speed actually used. `loop` keeps r (the paper's rule: indices wrap around).
+    `cap` lowers r to the largest candidate speed <= r with clip_len * r <= T, or to the
+    smallest candidate when none fits (then even that clip loops)."""
+    speed = check_speed(speed)
+    if overflow == "loop" or clip_len * speed <= num_frames:
+        return speed
+    if overflow != "cap":
+        raise ValueError(f"overflow {overflow!r} is not allowed; choose loop or cap")
+    fitting = [s for s in speeds if s <= speed and clip_len * s <= num_frames]
+    return max(fitting) if fitting else min(speeds)
+
+
+def draw_start(num_frames: int, speed: int, clip_len: int, rng: np.random.Generator) -> int:
+    """Uniform start. When the clip fits (clip_len * r <= T) the start keeps every index,
+    and the interpolation target's frames up to s + clip_len*r - 1, inside the sequence;
+    otherwise any frame may start it and the clip loops over from the start."""
+    if clip_len * speed <= num_frames:
+        return int(rng.integers(0, num_frames - clip_len * speed + 1))
+    return int(rng.integers(0, num_frames))
+
+
+def clip_indices(num_frames: int, start: int, speed: int, clip_len: int = 32) -> np.ndarray:
+    """Frame indices (s + r*t) mod T, t = 0..clip_len-1 (Sec. 3.1; design.md takes 32 frames:
+    r = 2 from frame 10 gives 10, 12, ..., 72)."""
+    if num_frames < 1:
+        raise ValueError("a sequence needs at least one frame")
+    return (start + check_speed(speed) * np.arange(clip_len)) % num_frames
+
+
+def speed_clip(
+    seq: np.ndarray,
+    speed: int,
+    rng: np.random.Generator,
+    clip_len: int = 32,
+    overflow: str = "loop",
+    speeds: tuple[int, ...] = (1, 2, 4, 8),
+) -> Clip:
+    """S(r, c): clip_len frames at playback speed r from a random start."""
+    _check_sequence(seq)
+    t = seq.shape[1]
+    r = effective_speed(t, speed, speeds, clip_len, overflow)
+    s = draw_start(t, r, clip_len, rng)
+    idx = clip_indices(t, s, r, clip_len)
+    return Clip(seq[:, idx], s, r, wrapped=bool(s + r * (clip_len - 1) >= t))
+
+
+def broken_clip(
+    seq: np.ndarray,
+    speed: int,
+    rng: np.random.Generator,
+    clip_len: int = 32,
+    overflow: str = "loop",
+    speeds: tuple[int, ...] = (1, 2, 4, 8),
+) -> Clip:
+    """B(r, c): its own clip at speed r, frames randomly permuted (motion broken)."""
+    clip = speed_clip(seq, speed, rng, clip_len, overflow, speeds)
+    clip.frames = clip.frames[:, rng.permutation(clip_len)]
+    return clip
+
+
+def jitter(frames: np.ndarray, sigma: float, rng: np.random.Generator, coords) -> np.ndarray:
+    """Table 2 "M-jittered": Gaussian noise on coordinate channels of present bodies."""
+    out = frames.copy()
+    present = np.abs(frames).sum(axis=(1, 2, 3)) > 0
+    noise = rng.normal(0.0, sigma, size=frames[..., list(coords)].shape).astype(frames.dtype)
+    out[..., list(coords)] += noise * present[:, None, None, None]
+    return out
+
+
+def random_rotation(rng: np.random.Generator, dims: int, max_degrees: float) -> np.ndarray:
+    """A rotation matrix with angles uniform in [-max, max] about each axis (one in 2D)."""
+    a = np.deg2rad(rng.uniform(-max_degrees, max_degrees, size=3))
+    if dims == 2:
+        c, s = np.cos(a[0]), np.sin(a[0])
+        return np.array([[c, -s], [s, c]])
+    (cx, cy, cz), (sx, sy, sz) = np.cos(a), np.sin(a)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def rotate(frames: np.ndarray, rot: np.ndarray, coords) -> np.ndarray:
+    """Apply a rotation to the coordinate channels (the rest are left alone)."""
+    out = frames.copy()
+    c = list(coords)
+    out[..., c] = (frames[..., c] @ rot.T).astype(frames.dtype)
+    return out
+
+
+def interpolation_target(
+    seq: np.ndarray,
+    start: int,
+    speed: int,
+    rate: int,
+    clip_len: int = 32,
+    slow_rule: str = "hold",
+) -> np.ndarray:
+    """The ground truth of Eq. 3: clip_len * l frames at speed r / l from the raw sequence.
+
+    Frame t = 0 .. clip_len*l - 1 is x[(s + floor(t * r / l)) mod T] with the clip's own s, r:
+    exact sampling at r / l when l divides r, held frames otherwise (`hold`). `tile` is the
+    paper's literal rule for r < l (repeat the clip l times); `exact` refuses r that l does
+    not divide.
+    """
+    speed = check_speed(speed)
+    if rate < 1:
+        raise ValueError(f"interpolation rate {rate} is not allowed: a positive integer")
+    t = seq.shape[1]
+    if speed % rate and slow_rule == "exact":
+        raise ValueError(
+            f"interpolation rate l={rate} does not divide speed r={speed}; "
+            f"slow_rule=exact needs l | r (use hold or tile)"
+        )
+    if slow_rule == "tile" and speed < rate:
+        clip = seq[:, clip_indices(t, start, speed, clip_len)]
+        return np.concatenate([clip] * rate, axis=1)
+    idx = (start + (np.arange(clip_len * rate) * speed) // rate) % t
+    return seq[:, idx]
+
+
+def _check_sequence(seq: np.ndarray) -> None:
+    if seq.ndim != 4 or seq.shape[1] < 1:
+        raise ValueError(
+            f"a sequence is (bodies, frames, joints, channels) with >= 1 frame; got {seq.shape}"
+        )
+
+
+def mcc_views(
+    seq: np.ndarray,
+    rng: np.random.Generator,
+    sampling: SamplingConfig,
+    loss: LossConfig,
+    coords,
+) -> dict[str, np.ndarray]:
+    """The triplet of Sec. 3.1 and the targets of Sec. 3.2 for one sequence.
+
+    Speeds: anchor r_i uniform, positive r_j uniform among the others, negative r_k = r_i;
+    each clip has its own random start. Returns (M, T', V, C) arrays under the keys
+    anchor, positive (absent when sampling.positive=none), negative, and anchor_target /
+    positive_target (clip_len * l frames, or the clip itself for interp_target=reconstruct).
+    Also returns `wrapped`: how many of the anchor/positive clips looped.
+    """
+    speeds = tuple(sampling.speeds)
+    args = dict(clip_len=sampling.clip_len, overflow=sampling.overflow, speeds=speeds)
+    r_i = int(rng.choice(speeds))
+    anchor = speed_clip(seq, r_i, rng, **args)
+    clips = {"anchor": anchor}
+    if sampling.positive == "speed":
+        r_j = int(rng.choice([s for s in speeds if s != r_i]))
+        clips["positive"] = speed_clip(seq, r_j, rng, **args)
+    if sampling.negative == "shuffle":
+        neg = broken_clip(seq, r_i, rng, **args).frames
+    elif sampling.negative == "jitter":
+        neg = jitter(speed_clip(seq, r_i, rng, **args).frames, sampling.jitter_sigma, rng, coords)
+    elif sampling.negative == "view":
+        dims = len(coords)
+        rot = random_rotation(rng, dims, sampling.view_max_degrees)
+        neg = rotate(speed_clip(seq, r_i, rng, **args).frames, rot, coords)
+    else:
+        raise ConfigError(f"sampling.negative={sampling.negative!r} is not allowed")
+    out = {name: c.frames for name, c in clips.items()}
+    out["negative"] = neg
+    if loss.interp > 0:
+        for name, c in clips.items():
+            if loss.interp_target == "reconstruct":
+                out[f"{name}_target"] = c.frames
+            else:
+                out[f"{name}_target"] = interpolation_target(
+                    seq, c.start, c.speed, loss.interp_rate, sampling.clip_len, loss.slow_rule
+                )
+    out["wrapped"] = np.int64(sum(c.wrapped for c in clips.values()))
+    return out
+
+
+def eval_frames(
+    seq: np.ndarray,
+    frames: int = 64,
+    rng: np.random.Generator | None = None,
+    crop_min: float = 0.5,
+) -> np.ndarray:
+    """Classifier input: the whole sequence resampled to `frames` frames.
+
+    Deterministic (rng=None, testing): frame centres of `frames` equal bins. Training: a
+    random crop of at least crop_min of the frames, resized the same way.
+    """
+    _check_sequence(seq)
+    t = seq.shape[1]
+    lo, length = 0, t
+    if rng is not None:
+        length = max(1, int(round(t * rng.uniform(crop_min, 1.0))))
+        lo = int(rng.integers(0, t - length + 1))
+    idx = lo + np.minimum(((np.arange(frames) + 0.5) * length / frames).astype(int), length - 1)
+    return seq[:, idx]
+
+
+def normalize(seq: np.ndarray, layout: Layout, mode: str) -> np.ndarray:
+    """Optional skeleton normalisation, applied on load (never baked into the shards).
+
+    center: subtract body 0's centre joint, per frame, from every present body's coordinates.
+    center-align: then rotate the sequence so that, in the first frame, the layout's
+    bottom->top joints point along +z and left->right along +x (2s-AGCN's pre-processing).
+    """
+    if mode == "none":
+        return seq
+    c = list(layout.coord_channels)
+    out = seq.astype(np.float32, copy=True)
+    present = np.abs(seq).sum(axis=(2, 3), keepdims=True) > 0  # (M, T, 1, 1)
+    origin = seq[0:1, :, layout.center : layout.center + 1][..., c]  # (1, T, 1, len(c))
+    out[..., c] = np.where(present, seq[..., c] - origin, 0.0)
+    if mode == "center":
+        return out
+    if mode != "center-align":
+        raise ConfigError(f"data.normalize={mode!r} is not allowed; none, center, center-align")
+    if layout.align is None or len(c) != 3:
+        raise ConfigError(
+            f"data.normalize=center-align needs a 3D layout with `align` joints; "
+            f"layout {layout.name!r} has none"
+        )
+    bottom, top, left, right = layout.align
+    first = out[0, 0][:, c]
+    rot = _align_rotation(first[top] - first[bottom], first[right] - first[left])
+    return rotate(out, rot, c) * present
+
+
+def _align_rotation(up: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """Rotation taking `up` to +z and the part of `across` orthogonal to it to +x."""
+    z = up / (np.linalg.norm(up) + 1e-8)
+    x = across - (across @ z) * z
+    if np.linalg.norm(x) < 1e-8:
+        return np.eye(3)
+    x = x / np.linalg.norm(x)
+    y = np.cross(z, x)
+    return np.stack([x, y, z])
+
+
+def pad_bodies(x: np.ndarray, bodies: int) -> np.ndarray:
+    """Zero-fill (or cut) the body axis of an (M, T, V, C) array to `bodies`."""
+    m = x.shape[0]
+    if m == bodies:
+        return x
+    if m > bodies:
+        return x[:bodies]
+    pad = np.zeros((bodies - m, *x.shape[1:]), dtype=x.dtype)
+    return np.concatenate([x, pad], axis=0)

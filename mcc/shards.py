@@ -1,0 +1,242 @@
+"""Prepared datasets: Parquet shards plus a `dataset.json` manifest.
+
+Every importer (synthetic, .npz, and the raw-dataset importers) writes through `ShardWriter`.
+
+Shard schema (one row per sequence, true length, no padding):
+    sample_id  string
+    label      int32     class index into the manifest's `classes`
+    split      string    "train" / "test" (the default benchmark)
+    subject    int32     performer id, -1 if unknown
+    bodies     int32     M
+    frames     int32     T
+    joints     int32     V
+    channels   int32     C
+    data       list<float32>   M*T*V*C values in (bodies, frames, joints, channels) order
+Readable as-is by pyarrow, pandas and DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mcc.layouts import Layout, layout_from_dict
+
+MANIFEST = "dataset.json"
+FORMAT_VERSION = 1
+
+SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("label", pa.int32()),
+        ("split", pa.string()),
+        ("subject", pa.int32()),
+        ("bodies", pa.int32()),
+        ("frames", pa.int32()),
+        ("joints", pa.int32()),
+        ("channels", pa.int32()),
+        ("data", pa.list_(pa.float32())),
+    ]
+)
+
+
+@dataclass
+class Sample:
+    """One sequence. joints: float32 (M, T, V, C)."""
+
+    sample_id: str
+    label: int
+    split: str
+    joints: np.ndarray
+    subject: int = -1
+
+    @property
+    def num_frames(self) -> int:
+        return self.joints.shape[1]
+
+
+@dataclass
+class Manifest:
+    name: str
+    layout: Layout
+    classes: list[str]
+    source: str
+    counts: dict = field(default_factory=dict)  # {split: {"samples": n, "per_class": [...]}}
+    rejected: list = field(default_factory=list)  # [{"sample_id"/"file", "reason"}]
+    shards: list = field(default_factory=list)
+    max_bodies: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "layout": self.layout.to_json(),
+            "classes": self.classes,
+            "num_classes": len(self.classes),
+            "source": self.source,
+            "max_bodies": self.max_bodies,
+            "counts": self.counts,
+            "shards": self.shards,
+            "rejected": self.rejected,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class ShardWriter:
+    """Buffers samples and writes Parquet shards of about `shard_mb` MB, each atomically
+    (temporary name, then rename), then the manifest on `close()`."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        name: str,
+        layout: Layout,
+        classes: list[str],
+        source: str,
+        shard_mb: float = 32.0,
+        row_group_rows: int = 64,
+    ) -> None:
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest(name=name, layout=layout, classes=list(classes), source=source)
+        self.shard_bytes = int(shard_mb * 2**20)
+        self.row_group_rows = row_group_rows
+        self._rows: list[Sample] = []
+        self._bytes = 0
+        self._per_class: dict[str, Counter] = {}
+
+    def add(self, s: Sample) -> None:
+        m = self.manifest
+        j = s.joints
+        if j.ndim != 4 or j.shape[2] != m.layout.num_joints or j.shape[3] != m.layout.num_channels:
+            raise ValueError(
+                f"{s.sample_id}: joints shape {j.shape} does not match (M, T, "
+                f"{m.layout.num_joints}, {m.layout.num_channels}) of layout {m.layout.name}"
+            )
+        if not 0 <= s.label < len(m.classes):
+            raise ValueError(f"{s.sample_id}: label {s.label} outside 0..{len(m.classes) - 1}")
+        self._rows.append(s)
+        self._bytes += j.nbytes
+        self._per_class.setdefault(s.split, Counter())[s.label] += 1
+        m.max_bodies = max(m.max_bodies, j.shape[0])
+        if self._bytes >= self.shard_bytes:
+            self._flush()
+
+    def reject(self, sample_id: str, reason: str) -> None:
+        self.manifest.rejected.append({"sample_id": sample_id, "reason": reason})
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        rows = self._rows
+        table = pa.table(
+            {
+                "sample_id": [r.sample_id for r in rows],
+                "label": [r.label for r in rows],
+                "split": [r.split for r in rows],
+                "subject": [r.subject for r in rows],
+                "bodies": [r.joints.shape[0] for r in rows],
+                "frames": [r.joints.shape[1] for r in rows],
+                "joints": [r.joints.shape[2] for r in rows],
+                "channels": [r.joints.shape[3] for r in rows],
+                "data": pa.array(
+                    [np.ascontiguousarray(r.joints, dtype=np.float32).ravel() for r in rows],
+                    type=pa.list_(pa.float32()),
+                ),
+            },
+            schema=SCHEMA,
+        )
+        name = f"part-{len(self.manifest.shards):05d}.parquet"
+        path = self.out / name
+        tmp = path.with_name(name + ".tmp")
+        pq.write_table(table, tmp, row_group_size=self.row_group_rows, compression="zstd")
+        os.replace(tmp, path)
+        self.manifest.shards.append(name)
+        self._rows, self._bytes = [], 0
+
+    def close(self, extra: dict | None = None) -> Manifest:
+        self._flush()
+        m = self.manifest
+        m.counts = {
+            split: {
+                "samples": sum(c.values()),
+                "per_class": [c.get(i, 0) for i in range(len(m.classes))],
+            }
+            for split, c in sorted(self._per_class.items())
+        }
+        if extra:
+            m.extra = extra
+        text = json.dumps(m.to_json(), indent=1)
+        _atomic_write_bytes(self.out / MANIFEST, text.encode())
+        return m
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    root = Path(path)
+    f = root / MANIFEST
+    if not f.is_file():
+        raise FileNotFoundError(
+            f"{root} is not a prepared dataset (no {MANIFEST}); "
+            f"make one with `python -m mcc prepare ...`"
+        )
+    d = json.loads(f.read_text())
+    return Manifest(
+        name=d["name"],
+        layout=layout_from_dict(d["layout"]),
+        classes=d["classes"],
+        source=d.get("source", ""),
+        counts=d.get("counts", {}),
+        rejected=d.get("rejected", []),
+        shards=d.get("shards", []),
+        max_bodies=d.get("max_bodies", 1),
+        extra=d.get("extra", {}),
+    )
+
+
+def load_samples(path: str | Path, split: str | None = None) -> list[Sample]:
+    """All samples of a prepared dataset (optionally of one split), in shard order."""
+    root = Path(path)
+    manifest = read_manifest(root)
+    out: list[Sample] = []
+    for shard in manifest.shards:
+        filt = [("split", "=", split)] if split is not None else None
+        table = pq.read_table(root / shard, filters=filt)
+        out += samples_from_table(table)
+    return out
+
+
+def samples_from_table(table: pa.Table) -> list[Sample]:
+    if table.num_rows == 0:
+        return []
+    data = table.column("data").combine_chunks()
+    flat = data.values.to_numpy(zero_copy_only=False)
+    offsets = data.offsets.to_numpy()
+    meta = table.drop(["data"]).to_pydict()
+    out = []
+    for i in range(table.num_rows):
+        shape = (meta["bodies"][i], meta["frames"][i], meta["joints"][i], meta["channels"][i])
+        joints = flat[offsets[i] : offsets[i + 1]].reshape(shape)
+        out.append(
+            Sample(
+                sample_id=meta["sample_id"][i],
+                label=int(meta["label"][i]),
+                split=meta["split"][i],
+                joints=joints,
+                subject=int(meta["subject"][i]),
+            )
+        )
+    return out
