@@ -35,6 +35,8 @@ class SyntheticConfig:
     speed_min: float = 0.5  # playback speed range (log-uniform)
     speed_max: float = 2.0
     move_frames: int = 24  # frames of one move at speed 1
+    moves_per_sequence: int = 5  # one cycle of the 4-move choreography, plus one
+    idle_frames: int = 30  # up to this many idle frames before and after
     amplitude_jitter: float = 0.3  # per move instance, relative
     duration_jitter: float = 0.25
     sway: float = 0.12  # idle sway amplitude on every joint angle (radians)
@@ -139,25 +141,23 @@ def forward_kinematics(angles: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return pos.transpose(1, 0, 2)
 
 
-def _angles(
-    order: tuple[int, ...], backwards: bool, frames: int, cfg: SyntheticConfig, rng
-) -> np.ndarray:
-    """Joint-angle trajectories (frames, len(DOFS)) of one performance."""
+def _angles(order: tuple[int, ...], backwards: bool, cfg: SyntheticConfig, rng) -> np.ndarray:
+    """Joint-angle trajectories (frames, len(DOFS)) of one performance: idle lead-in, the
+    class's cyclic choreography from a random move and phase for `moves_per_sequence` moves,
+    idle tail. Its length follows from the speed and the jitters, clipped to the range."""
     speed = float(np.exp(rng.uniform(np.log(cfg.speed_min), np.log(cfg.speed_max))))
-    move_len = cfg.move_frames / speed
-    angles = np.zeros((frames, len(DOFS)))
-    # Enough cycles of the choreography to cover the sequence from a random start phase.
-    durations, moves = [], []
-    total = 0.0
-    start = -rng.uniform(0, move_len * len(order))
-    k = int(rng.integers(len(order)))
-    while start + total < frames:
-        durations.append(move_len * rng.uniform(1 - cfg.duration_jitter, 1 + cfg.duration_jitter))
-        moves.append(order[k % len(order)])
-        total += durations[-1]
-        k += 1
+    first = int(rng.integers(len(order)))
+    moves = [order[(first + i) % len(order)] for i in range(cfg.moves_per_sequence)]
+    jit = cfg.duration_jitter
+    durations = cfg.move_frames / speed * rng.uniform(1 - jit, 1 + jit, size=len(moves))
+    lead = rng.uniform(0, cfg.idle_frames) - rng.uniform(0, 0.5) * durations[0]  # start phase
+    frames = int(round(lead + durations.sum() + rng.uniform(0, cfg.idle_frames)))
+    frames = int(np.clip(frames, cfg.min_frames, cfg.max_frames))
+    if backwards:  # the whole performance played in reverse
+        moves, durations = moves[::-1], durations[::-1]
     t = np.arange(frames)
-    edge = start
+    angles = np.zeros((frames, len(DOFS)))
+    edge = lead
     for dur, m in zip(durations, moves):
         u = (t - edge) / dur
         inside = (u >= 0) & (u < 1)
@@ -210,10 +210,10 @@ def make_sample(
     index: int, label: int, split: str, subject: int, cfg: SyntheticConfig, classes
 ) -> Sample:
     rng = np.random.default_rng([cfg.seed, index])
-    frames = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
     order, backwards = classes[label]
     body = _subject_body(subject, cfg.seed)
-    people = [forward_kinematics(_angles(order, backwards, frames, cfg, rng), body)]
+    people = [forward_kinematics(_angles(order, backwards, cfg, rng), body)]
+    frames = people[0].shape[0]
     if rng.random() < cfg.second_person:
         idle = _sway(frames, cfg, rng) * 2
         other = forward_kinematics(idle, _subject_body(subject + 10_000, cfg.seed))

@@ -1,0 +1,14 @@
+import pytest
+
+from mcc.synthetic import SyntheticConfig, generate
+
+TINY = SyntheticConfig(num_classes=4, train_per_class=8, test_per_class=4, min_frames=40,
+                       max_frames=90, num_subjects=4, seed=3)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A 4-class synthetic set: 32 train, 16 test sequences."""
+    path = tmp_path_factory.mktemp("tiny_synthetic")
+    generate(path, TINY)
+    return str(path)
