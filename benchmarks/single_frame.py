@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mcc.shards import load_samples, read_manifest
 from mcc.sampling import normalize
+from mcc.shards import load_samples, read_manifest
 
 
 def frames_of(samples, layout, per_seq: int, rng):
@@ -31,7 +31,9 @@ def frames_of(samples, layout, per_seq: int, rng):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", default="data/synthetic")
     p.add_argument("--frames-per-seq", type=int, default=16)
     p.add_argument("--epochs", type=int, default=40)
@@ -45,8 +47,9 @@ def main() -> None:
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
     k = len(m.classes)
-    net = nn.Sequential(nn.Linear(xtr.shape[1], 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                        nn.Linear(256, k))  # fmt: skip
+    net = nn.Sequential(
+        nn.Linear(xtr.shape[1], 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, k)
+    )
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
     for _ in range(args.epochs):
         for idx in torch.randperm(len(xtr)).split(256):
@@ -58,8 +61,10 @@ def main() -> None:
         train_acc = (net(xtr).argmax(1) == ytr).float().mean().item() * 100
         test_acc = (net(xte).argmax(1) == yte).float().mean().item() * 100
     print(f"dataset {m.name}: {k} classes, chance {100 / k:.1f}%")
-    print(f"single-frame MLP: train top-1 {train_acc:.1f}%, test top-1 {test_acc:.1f}% "
-          f"({len(xtr)} train frames, {len(xte)} test frames)")  # fmt: skip
+    print(
+        f"single-frame MLP: train top-1 {train_acc:.1f}%, test top-1 {test_acc:.1f}% "
+        f"({len(xtr)} train frames, {len(xte)} test frames)"
+    )
 
 
 if __name__ == "__main__":

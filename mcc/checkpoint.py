@@ -34,8 +34,10 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a damaged file
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None  # fmt: skip
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a checkpoint "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not an MCC checkpoint")
     missing = [k for k in REQUIRED if k not in state]

@@ -43,8 +43,10 @@ def cmd_prepare(args) -> int:
         t0 = time.time()
         m = import_npz(args.src, args.layout, args.out)
     counts = ", ".join(f"{k} {v['samples']}" for k, v in m.counts.items())
-    print(f"wrote {args.out}: {m.name}, {len(m.classes)} classes, {counts}, "
-          f"{len(m.rejected)} rejected, {len(m.shards)} shard(s) in {time.time() - t0:.1f}s")  # fmt: skip
+    print(
+        f"wrote {args.out}: {m.name}, {len(m.classes)} classes, {counts}, "
+        f"{len(m.rejected)} rejected, {len(m.shards)} shard(s) in {time.time() - t0:.1f}s"
+    )
     if not m.counts:
         print("error: no sample could be converted", file=sys.stderr)
         return 1
@@ -59,21 +61,30 @@ def cmd_inspect(args) -> int:
 
     m = read_manifest(args.data)
     samples = load_samples(args.data)
-    print(f"{m.name}: layout {m.layout.name} ({m.layout.num_joints} joints, channels "
-          f"{','.join(m.layout.channels)}), {len(m.classes)} classes, source {m.source[:80]}")  # fmt: skip
+    print(
+        f"{m.name}: layout {m.layout.name} ({m.layout.num_joints} joints, channels "
+        f"{','.join(m.layout.channels)}), {len(m.classes)} classes, source {m.source[:80]}"
+    )
     for split, c in m.counts.items():
-        print(f"  {split}: {c['samples']} samples, per class min {min(c['per_class'])} "
-              f"max {max(c['per_class'])}")  # fmt: skip
+        print(
+            f"  {split}: {c['samples']} samples, per class min {min(c['per_class'])} "
+            f"max {max(c['per_class'])}"
+        )
     lengths = np.array([s.num_frames for s in samples])
     bodies = np.array([s.joints.shape[0] for s in samples])
     print(f"  frames: min {lengths.min()} median {int(np.median(lengths))} max {lengths.max()}")
     hist, edges = np.histogram(lengths, bins=8)
     for h, lo, hi in zip(hist, edges[:-1], edges[1:]):
         print(f"    {int(lo):4d}-{int(hi):4d} {'#' * int(40 * h / max(1, hist.max()))} {h}")
-    print("  bodies per sample: " + ", ".join(f"{b}: {(bodies == b).sum()}" for b in np.unique(bodies)))
+    print(
+        "  bodies per sample: "
+        + ", ".join(f"{b}: {(bodies == b).sum()}" for b in np.unique(bodies))
+    )
     clip = args.clip_len
-    print(f"  clips of {clip} frames that wrap past the end (overflow=loop), and the speed cap "
-          f"would use instead (overflow=cap):")  # fmt: skip
+    print(
+        f"  clips of {clip} frames that wrap past the end (overflow=loop), and the speed cap "
+        f"would use instead (overflow=cap):"
+    )
     for r in args.speeds:
         wrap = float((clip * r > lengths).mean())
         capped = [effective_speed(int(t), r, tuple(args.speeds), clip, "cap") for t in lengths]
@@ -104,8 +115,10 @@ def cmd_evaluate(args) -> int:
     cfg = _config(EvalConfig, presets.EVALUATE, args.preset, args.set, extra)
     ckpt = None if args.checkpoint in (None, "none") else args.checkpoint
     res = evaluate(cfg, ckpt, args.out, progress=not args.no_progress)
-    print(f"{cfg.protocol} on {res['dataset']} ({res['train_samples']} labelled): "
-          f"top-1 {res['top1']:.2f}  top-5 {res['top5']:.2f}  -> {args.out}/result.json")  # fmt: skip
+    print(
+        f"{cfg.protocol} on {res['dataset']} ({res['train_samples']} labelled): "
+        f"top-1 {res['top1']:.2f}  top-5 {res['top5']:.2f}  -> {args.out}/result.json"
+    )
     return 0
 
 
@@ -127,8 +140,13 @@ def cmd_demo(args) -> int:
     rows = []
     for protocol in ("knn", "finetune"):
         for name, c in (("MCC", ckpt), ("scratch", None)):
-            ev = _config(EvalConfig, presets.EVALUATE, args.preset, [],
-                         {"data.path": str(data), "protocol": protocol})  # fmt: skip
+            ev = _config(
+                EvalConfig,
+                presets.EVALUATE,
+                args.preset,
+                [],
+                {"data.path": str(data), "protocol": protocol},
+            )
             res = evaluate(ev, c, out / f"{protocol}-{name.lower()}", progress=not args.no_progress)
             rows.append((protocol, name, res["top1"]))
     print("\nprotocol   init      top-1")
@@ -148,9 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--src", help="npz: the .npz file")
     q.add_argument("--layout", help="npz: ntu25, openpose18 or a layout .json")
-    q.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="synthetic: generator setting, e.g. --set num_classes=20 "
-                        "(keys: see mcc/synthetic.py SyntheticConfig)")  # fmt: skip
+    q.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="synthetic: generator setting, e.g. --set num_classes=20 "
+        "(keys: see mcc/synthetic.py SyntheticConfig)",
+    )
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_prepare)
 
@@ -160,8 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--speeds", type=int, nargs="+", default=[1, 2, 4, 8])
     q.set_defaults(func=cmd_inspect)
 
-    q = sub.add_parser("pretrain", help="MCC self-supervised pretraining (Eq. 4)",
-                       epilog="config keys: " + ", ".join(valid_keys(PretrainConfig)))  # fmt: skip
+    q = sub.add_parser(
+        "pretrain",
+        help="MCC self-supervised pretraining (Eq. 4)",
+        epilog="config keys: " + ", ".join(valid_keys(PretrainConfig)),
+    )
     q.add_argument("--data", help="prepared dataset folder (data.path)")
     q.add_argument("--out", required=True, help="run folder")
     q.add_argument("--preset", choices=sorted(presets.PRETRAIN), default="paper")
@@ -170,11 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_pretrain)
 
-    q = sub.add_parser("evaluate", help="kNN or fine-tuning of an encoder",
-                       epilog="config keys: " + ", ".join(valid_keys(EvalConfig)))  # fmt: skip
+    q = sub.add_parser(
+        "evaluate",
+        help="kNN or fine-tuning of an encoder",
+        epilog="config keys: " + ", ".join(valid_keys(EvalConfig)),
+    )
     q.add_argument("--data", help="prepared dataset folder (data.path)")
-    q.add_argument("--checkpoint", help="pretraining checkpoint or run folder; omit or 'none' "
-                   "for a random initialisation (training from scratch)")  # fmt: skip
+    q.add_argument(
+        "--checkpoint",
+        help="pretraining checkpoint or run folder; omit or 'none' "
+        "for a random initialisation (training from scratch)",
+    )
     q.add_argument("--protocol", choices=["knn", "finetune"])
     q.add_argument("--out", required=True, help="run folder")
     q.add_argument("--preset", choices=sorted(presets.EVALUATE), default="paper")

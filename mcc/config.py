@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 
@@ -211,6 +212,9 @@ def from_dict(cls, d: dict):
 def validate(cfg) -> None:
     """Check choices and ranges; raise ConfigError naming the value and what is allowed."""
     flat = flatten(to_dict(cfg))
+    for key, value in flat.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value} is not a finite number")
     for key, allowed in CHOICES.items():
         if key in flat and flat[key] not in allowed:
             raise ConfigError(f"{key}={flat[key]!r} is not allowed; choose one of {allowed}")
@@ -223,10 +227,15 @@ def validate(cfg) -> None:
                 f"sampling.speeds={speeds}: a speed-changed positive needs at least two speeds"
             )
     positive = {
-        "sampling.clip_len": 1, "loss.queue_size": 1, "loss.interp_rate": 1,
-        "optim.batch_size": 1, "optim.epochs": 0, "frames": 1, "knn_k": 1,
+        "sampling.clip_len": 1,
+        "loss.queue_size": 1,
+        "loss.interp_rate": 1,
+        "optim.batch_size": 1,
+        "optim.epochs": 0,
+        "frames": 1,
+        "knn_k": 1,
         "model.embed_dim": 1,
-    }  # fmt: skip
+    }
     for key, lowest in positive.items():
         if key in flat and flat[key] < lowest:
             raise ConfigError(f"{key}={flat[key]} must be >= {lowest}")

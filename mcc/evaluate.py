@@ -19,11 +19,11 @@ from mcc.checkpoint import CheckpointError, load_checkpoint, load_module
 from mcc.config import ConfigError, EvalConfig, ModelConfig, PretrainConfig, from_dict, to_dict
 from mcc.data import load_splits, per_class_subset
 from mcc.layouts import layout_from_dict
-from mcc.models import Classifier, STGCN, build_encoder
+from mcc.models import STGCN, Classifier, build_encoder
 from mcc.runs import RunDir
 from mcc.sampling import eval_frames, pad_bodies
 from mcc.shards import Sample
-from mcc.train import _progress, lr_factor, make_optimizer, seed_everything, to_model_layout
+from mcc.train import _progress, make_optimizer, seed_everything, to_model_layout
 
 
 def load_pretrained_encoder(path: str | Path) -> tuple[STGCN, ModelConfig, dict]:
@@ -41,7 +41,9 @@ def load_pretrained_encoder(path: str | Path) -> tuple[STGCN, ModelConfig, dict]
 def batch_inputs(
     samples: list[Sample], frames: int, bodies: int, rng=None, crop_min: float = 0.5
 ) -> torch.Tensor:
-    arr = np.stack([pad_bodies(eval_frames(s.joints, frames, rng, crop_min), bodies) for s in samples])
+    arr = np.stack(
+        [pad_bodies(eval_frames(s.joints, frames, rng, crop_min), bodies) for s in samples]
+    )
     return torch.from_numpy(np.ascontiguousarray(to_model_layout(arr)))
 
 
@@ -87,13 +89,21 @@ def knn(encoder, train, test, cfg: EvalConfig, bodies: int, num_classes: int) ->
     test_f = encode(encoder, test, cfg.frames, bodies)
     train_y = torch.tensor([s.label for s in train])
     test_y = torch.tensor([s.label for s in test])
-    return accuracy(knn_scores(train_f, train_y, test_f, cfg.knn_k, num_classes), test_y, num_classes)
+    return accuracy(
+        knn_scores(train_f, train_y, test_f, cfg.knn_k, num_classes), test_y, num_classes
+    )
 
 
 def finetune(
-    encoder, train, test, cfg: EvalConfig, bodies: int, num_classes: int,
-    run: RunDir | None = None, progress: bool = True,
-) -> dict:  # fmt: skip
+    encoder,
+    train,
+    test,
+    cfg: EvalConfig,
+    bodies: int,
+    num_classes: int,
+    run: RunDir | None = None,
+    progress: bool = True,
+) -> dict:
     """Train encoder + linear classifier on `train` (all layers), then score `test`."""
     model = Classifier(encoder, num_classes)
     opt, sched = make_optimizer(model.parameters(), cfg.optim)
@@ -122,19 +132,29 @@ def finetune(
             seen += len(chunk)
         sched.step()
         if run is not None:
-            run.log({"epoch": epoch, "loss": total / max(1, seen),
-                     "train_top1": 100.0 * correct / max(1, seen),
-                     "lr": opt.param_groups[0]["lr"], "epoch_time_s": round(time.time() - t0, 3)})  # fmt: skip
+            run.log(
+                {
+                    "epoch": epoch,
+                    "loss": total / max(1, seen),
+                    "train_top1": 100.0 * correct / max(1, seen),
+                    "lr": opt.param_groups[0]["lr"],
+                    "epoch_time_s": round(time.time() - t0, 3),
+                }
+            )
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([
-            model(batch_inputs(test[i : i + 128], cfg.frames, bodies))
-            for i in range(0, len(test), 128)
-        ])  # fmt: skip
+        logits = torch.cat(
+            [
+                model(batch_inputs(test[i : i + 128], cfg.frames, bodies))
+                for i in range(0, len(test), 128)
+            ]
+        )
     return accuracy(logits, test_y, num_classes)
 
 
-def evaluate(cfg: EvalConfig, checkpoint: str | None, out: str | Path, progress: bool = True) -> dict:
+def evaluate(
+    cfg: EvalConfig, checkpoint: str | None, out: str | Path, progress: bool = True
+) -> dict:
     """Run cfg.protocol with the encoder of `checkpoint` (None: random init, the
     "w/o pre-training" row) on cfg.data; train on the training split (or its labelled
     fraction), report on the test split. Writes the run folder `out`."""

@@ -34,7 +34,9 @@ class Layout:
 
     def __post_init__(self) -> None:
         if self.num_joints < 1:
-            raise ValueError(f"layout {self.name!r}: num_joints must be >= 1, got {self.num_joints}")
+            raise ValueError(
+                f"layout {self.name!r}: num_joints must be >= 1, got {self.num_joints}"
+            )
         if not 0 <= self.center < self.num_joints:
             raise ValueError(
                 f"layout {self.name!r}: center {self.center} is not a joint index "
@@ -83,10 +85,33 @@ NTU25 = Layout(
     name="ntu25",
     num_joints=25,
     edges=_one_based(
-        [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21),
-         (10, 9), (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1),
-         (18, 17), (19, 18), (20, 19), (22, 23), (23, 8), (24, 25), (25, 12)]
-    ),  # fmt: skip
+        [
+            (1, 2),
+            (2, 21),
+            (3, 21),
+            (4, 3),
+            (5, 21),
+            (6, 5),
+            (7, 6),
+            (8, 7),
+            (9, 21),
+            (10, 9),
+            (11, 10),
+            (12, 11),
+            (13, 1),
+            (14, 13),
+            (15, 14),
+            (16, 15),
+            (17, 1),
+            (18, 17),
+            (19, 18),
+            (20, 19),
+            (22, 23),
+            (23, 8),
+            (24, 25),
+            (25, 12),
+        ]
+    ),
     center=20,  # spine shoulder (joint 21), as in ST-GCN's NTU graph
     align=(0, 1, 4, 8),  # spine base -> spine mid; left shoulder -> right shoulder
 )
@@ -97,9 +122,24 @@ OPENPOSE18 = Layout(
     name="openpose18",
     num_joints=18,
     edges=(
-        (4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8), (11, 5),
-        (8, 2), (5, 1), (2, 1), (0, 1), (15, 0), (14, 0), (17, 15), (16, 14),
-    ),  # fmt: skip
+        (4, 3),
+        (3, 2),
+        (7, 6),
+        (6, 5),
+        (13, 12),
+        (12, 11),
+        (10, 9),
+        (9, 8),
+        (11, 5),
+        (8, 2),
+        (5, 1),
+        (2, 1),
+        (0, 1),
+        (15, 0),
+        (14, 0),
+        (17, 15),
+        (16, 14),
+    ),
     center=1,
     channels=("x", "y", "score"),
 )
@@ -132,8 +172,11 @@ def get_layout(name_or_path: str | Path) -> Layout:
     if path.suffix == ".json" and path.is_file():
         try:
             return layout_from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError) as e:
-            raise ValueError(f"layout file {path}: not a valid layout JSON ({e})") from None
+        except (json.JSONDecodeError, TypeError, ValueError) as e:
+            raise ValueError(
+                f"layout file {path}: not a valid layout ({e}); expected "
+                '{"name", "num_joints", "edges": [[i, j], ...], "center"}'
+            ) from None
     raise ValueError(
         f"unknown layout {key!r}: use one of {sorted(BUILTIN)} or a path to a layout .json"
     )

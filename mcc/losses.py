@@ -79,12 +79,12 @@ def interpolation_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     """Eq. 3: squared L2 over coordinates, averaged over joints and frames (and persons,
     samples). pred and target are (N, C, T', V, M) with coordinate channels only."""
     if pred.shape != target.shape:
-        raise ValueError(f"interpolation: prediction {tuple(pred.shape)} vs target "
-                         f"{tuple(target.shape)}")  # fmt: skip
+        raise ValueError(
+            f"interpolation: prediction {tuple(pred.shape)} vs target {tuple(target.shape)}"
+        )
     return (pred - target).pow(2).sum(dim=1).mean()
 
 
 def total_loss(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
     """Eq. 4: sum of lambda * term over the computed terms."""
     return sum(weights[name] * value for name, value in terms.items())
-

@@ -34,7 +34,9 @@ class MCC(nn.Module):
         self.decoder = None
         if cfg.loss.interp > 0:
             clip = cfg.sampling.clip_len
-            out_frames = clip if cfg.loss.interp_target == "reconstruct" else clip * cfg.loss.interp_rate
+            out_frames = (
+                clip if cfg.loss.interp_target == "reconstruct" else clip * cfg.loss.interp_rate
+            )
             self.decoder = InterpolationDecoder(
                 self.encoder.adjacency,
                 self.encoder.out_channels,
@@ -53,7 +55,9 @@ class MCC(nn.Module):
 
     def online_parameters(self):
         """Parameters the optimiser updates (never the key encoder's)."""
-        return [p for n, p in self.named_parameters() if not n.startswith("key_") and p.requires_grad]
+        return [
+            p for n, p in self.named_parameters() if not n.startswith("key_") and p.requires_grad
+        ]
 
     @torch.no_grad()
     def momentum_update(self, m: float) -> None:

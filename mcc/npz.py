@@ -18,7 +18,9 @@ class DataImportError(ValueError):
     """The input file cannot be imported at all (the message says why)."""
 
 
-def import_npz(src: str | Path, layout_name: str, out: str | Path, name: str | None = None) -> Manifest:
+def import_npz(
+    src: str | Path, layout_name: str, out: str | Path, name: str | None = None
+) -> Manifest:
     src = Path(src)
     layout = get_layout(layout_name)
     try:
@@ -32,7 +34,9 @@ def import_npz(src: str | Path, layout_name: str, out: str | Path, name: str | N
     if joints.ndim == 4:
         joints = joints[:, None]
     if joints.ndim != 5:
-        raise DataImportError(f"{src}: joints must be (N, M, T, V, C) or (N, T, V, C), got {joints.shape}")
+        raise DataImportError(
+            f"{src}: joints must be (N, M, T, V, C) or (N, T, V, C), got {joints.shape}"
+        )
     n, _, t, v, c = joints.shape
     if v != layout.num_joints or c != layout.num_channels:
         raise DataImportError(
@@ -41,13 +45,23 @@ def import_npz(src: str | Path, layout_name: str, out: str | Path, name: str | N
         )
     if labels.shape != (n,):
         raise DataImportError(f"{src}: labels shape {labels.shape} does not match {n} sequences")
-    opt = {k: data[k] for k in ("lengths", "subjects", "split", "sample_ids", "class_names") if k in data.files}
+    opt = {
+        k: data[k]
+        for k in ("lengths", "subjects", "split", "sample_ids", "class_names")
+        if k in data.files
+    }
     for k in ("lengths", "subjects", "split", "sample_ids"):
         if k in opt and opt[k].shape != (n,):
             raise DataImportError(f"{src}: {k} shape {opt[k].shape} does not match {n} sequences")
     num_classes = int(labels.max()) + 1 if n else 0
-    classes = [str(x) for x in opt["class_names"]] if "class_names" in opt else [f"class{i}" for i in range(num_classes)]
-    writer = ShardWriter(out, name=name or src.stem, layout=layout, classes=classes, source=str(src.resolve()))
+    classes = (
+        [str(x) for x in opt["class_names"]]
+        if "class_names" in opt
+        else [f"class{i}" for i in range(num_classes)]
+    )
+    writer = ShardWriter(
+        out, name=name or src.stem, layout=layout, classes=classes, source=str(src.resolve())
+    )
     for i in range(n):
         sid = str(opt["sample_ids"][i]) if "sample_ids" in opt else f"{src.stem}_{i:06d}"
         length = int(opt["lengths"][i]) if "lengths" in opt else t
@@ -64,7 +78,9 @@ def import_npz(src: str | Path, layout_name: str, out: str | Path, name: str | N
     return writer.close()
 
 
-def _problem(seq: np.ndarray, label: int, num_classes: int, split: str, length: int, t: int) -> str | None:
+def _problem(
+    seq: np.ndarray, label: int, num_classes: int, split: str, length: int, t: int
+) -> str | None:
     if not 1 <= length <= t:
         return f"length {length} outside 1..{t}"
     if not 0 <= label < num_classes:

@@ -4,23 +4,33 @@ others shrink the model and schedule so that a 2-core machine finishes in minute
 PRETRAIN = {
     "paper": {},
     "small": {
-        "model.width": 0.25, "optim.epochs": 30, "optim.schedule": "cosine",
-        "optim.batch_size": 64, "loss.queue_size": 512,
+        "model.width": 0.25,
+        "optim.epochs": 30,
+        "optim.schedule": "cosine",
+        "optim.batch_size": 64,
+        "loss.queue_size": 512,
     },
     "tiny": {
-        "model.width": 0.125, "optim.epochs": 2, "optim.schedule": "cosine",
-        "optim.batch_size": 16, "loss.queue_size": 64,
+        "model.width": 0.125,
+        "optim.epochs": 2,
+        "optim.schedule": "cosine",
+        "optim.batch_size": 16,
+        "loss.queue_size": 64,
     },
-}  # fmt: skip
+}
 
 EVALUATE = {
     "paper": {},
     "small": {
-        "model.width": 0.25, "optim.epochs": 30, "optim.schedule": "cosine",
+        "model.width": 0.25,
+        "optim.epochs": 30,
+        "optim.schedule": "cosine",
         "optim.batch_size": 32,
     },
     "tiny": {
-        "model.width": 0.125, "optim.epochs": 2, "optim.schedule": "cosine",
+        "model.width": 0.125,
+        "optim.epochs": 2,
+        "optim.schedule": "cosine",
         "optim.batch_size": 16,
     },
-}  # fmt: skip
+}

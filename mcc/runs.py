@@ -23,9 +23,12 @@ def _atomic_write(path: Path, text: str) -> None:
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
-        )  # fmt: skip
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -67,9 +70,10 @@ class RunDir:
         if not self.metrics_file.exists():
             return
         keep = [
-            line for line in self.metrics_file.read_text().splitlines()
+            line
+            for line in self.metrics_file.read_text().splitlines()
             if line.strip() and _epoch_of(line) is not None and _epoch_of(line) < before_epoch
-        ]  # fmt: skip
+        ]
         _atomic_write(self.metrics_file, "".join(line + "\n" for line in keep))
 
     def log(self, metrics: dict) -> None:
@@ -85,7 +89,9 @@ class RunDir:
         out = {
             **result,
             "seed": seed,
-            "wall_time_s": round(wall_time if wall_time is not None else time.time() - self.started, 2),
+            "wall_time_s": round(
+                wall_time if wall_time is not None else time.time() - self.started, 2
+            ),
             "git_commit": git_commit(),
             "versions": package_versions(),
         }

@@ -39,10 +39,10 @@ def effective_speed(
     `cap` lowers r to the largest candidate speed <= r with clip_len * r <= T, or to the
     smallest candidate when none fits (then even that clip loops)."""
     speed = check_speed(speed)
+    if overflow not in ("loop", "cap"):
+        raise ValueError(f"overflow {overflow!r} is not allowed; choose loop or cap")
     if overflow == "loop" or clip_len * speed <= num_frames:
         return speed
-    if overflow != "cap":
-        raise ValueError(f"overflow {overflow!r} is not allowed; choose loop or cap")
     fitting = [s for s in speeds if s <= speed and clip_len * s <= num_frames]
     return max(fitting) if fitting else min(speeds)
 
@@ -141,6 +141,8 @@ def interpolation_target(
     not divide.
     """
     speed = check_speed(speed)
+    if slow_rule not in ("hold", "tile", "exact"):
+        raise ValueError(f"slow_rule {slow_rule!r} is not allowed; choose hold, tile or exact")
     if rate < 1:
         raise ValueError(f"interpolation rate {rate} is not allowed: a positive integer")
     t = seq.shape[1]
@@ -261,8 +263,11 @@ def normalize(seq: np.ndarray, layout: Layout, mode: str) -> np.ndarray:
 
 
 def _align_rotation(up: np.ndarray, across: np.ndarray) -> np.ndarray:
-    """Rotation taking `up` to +z and the part of `across` orthogonal to it to +x."""
-    z = up / (np.linalg.norm(up) + 1e-8)
+    """Rotation taking `up` to +z and the part of `across` orthogonal to it to +x; the
+    identity when `up` or that part is degenerate (e.g. untracked joints in the first frame)."""
+    if np.linalg.norm(up) < 1e-8:
+        return np.eye(3)
+    z = up / np.linalg.norm(up)
     x = across - (across @ z) * z
     if np.linalg.norm(x) < 1e-8:
         return np.eye(3)

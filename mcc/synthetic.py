@@ -1,12 +1,13 @@
 """The embedded synthetic dataset: labelled skeleton motions on the 25-joint NTU layout.
 
 Each class is a cyclic choreography of whole-body "moves" (each move drives several limbs
-along a loop: out along one direction, back along another). By default all classes use the
-same four moves and differ only in their *order* and in the *direction of time*: every class
-visits the same set of poses, so a single frame cannot give the class away, and a model must
-read the motion. Nuisances per sample: playback speed, start phase, move amplitude and
-duration, body proportions (per subject), camera rotation, idle sway, sensor noise, sequence
-length, and sometimes a second (idle) person. Subjects split train / test like NTU's x-sub.
+along a loop: out along one direction, back along another), each move played forwards or
+backwards. By default all classes use the same four moves in the same order and differ only
+in which moves run backwards: every class visits the same set of poses, so a single frame
+cannot give the class away, and a model must read the direction of the motion.
+Nuisances per sample: playback speed, start phase, move amplitude and duration, body
+proportions (per subject), camera rotation, idle sway, sensor noise, sequence length, and
+sometimes a second (idle) person. Subjects split train / test like NTU's x-sub.
 
 Deterministic by seed; generated in a stream through the shared ShardWriter, so any size
 (up to NTU scale) fits in memory.
@@ -26,9 +27,9 @@ from mcc.shards import Sample, ShardWriter
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    num_classes: int = 12
-    train_per_class: int = 60
-    test_per_class: int = 25
+    num_classes: int = 16
+    train_per_class: int = 45
+    test_per_class: int = 20
     num_subjects: int = 20  # half perform the training samples, half the test samples
     min_frames: int = 40
     max_frames: int = 300
@@ -48,6 +49,7 @@ class SyntheticConfig:
 
 
 # Rest pose, metres, y up, facing +z; index = NTU joint (0-based).
+# fmt: off
 _REST = np.array([
     [0, 0.0, 0], [0, 0.25, 0], [0, 0.58, 0], [0, 0.72, 0],  # spine base, mid, neck, head
     [-0.18, 0.47, 0], [-0.22, 0.20, 0], [-0.24, -0.02, 0], [-0.245, -0.08, 0],  # left arm
@@ -56,14 +58,24 @@ _REST = np.array([
     [0.09, -0.02, 0], [0.10, -0.45, 0], [0.10, -0.86, 0], [0.10, -0.90, 0.10],  # right leg
     [0, 0.50, 0],  # spine shoulder
     [-0.25, -0.14, 0], [-0.22, -0.10, 0.02], [0.25, -0.14, 0], [0.22, -0.10, 0.02],  # hands
-], dtype=np.float64)  # fmt: skip
+], dtype=np.float64)
+# fmt: on
 
 # Joint-angle degrees of freedom: (joint whose subtree turns, axis).
 DOFS = (
-    (4, 0), (4, 2), (5, 0),  # left shoulder pitch, abduction, elbow
-    (8, 0), (8, 2), (9, 0),  # right shoulder pitch, abduction, elbow
-    (12, 0), (13, 0), (16, 0), (17, 0),  # hips and knees
-    (1, 0), (1, 1), (2, 0),  # torso bend, torso twist, head nod
+    (4, 0),
+    (4, 2),
+    (5, 0),  # left shoulder pitch, abduction, elbow
+    (8, 0),
+    (8, 2),
+    (9, 0),  # right shoulder pitch, abduction, elbow
+    (12, 0),
+    (13, 0),
+    (16, 0),
+    (17, 0),  # hips and knees
+    (1, 0),
+    (1, 1),
+    (2, 0),  # torso bend, torso twist, head nod
 )
 
 # Moves: a loop in angle space, delta(u) = sin(pi u) * out + sin(2 pi u) * side, u in [0, 1].
@@ -78,19 +90,22 @@ MOVES = (
 )
 
 
-def class_choreographies(num_classes: int, seed: int = 0) -> list[tuple[tuple[int, ...], bool]]:
-    """(cyclic order of move indices, reversed in time) per class.
+def class_choreographies(
+    num_classes: int, seed: int = 0
+) -> list[tuple[tuple[int, ...], tuple[bool, ...]]]:
+    """(cyclic order of move indices, which moves are played backwards) per class.
 
-    Up to 12 classes: the 6 cyclic orders of moves 0-3, forward and backward, so all classes
-    share one pose set. More classes draw 4 of the 6 moves.
+    Up to 16 classes: moves 0-3 in one cyclic order, each played forwards or backwards, so
+    all classes share one pose set and differ only in the direction of time of each move.
+    More classes take the other cyclic orders of moves 0-3, then orders that use moves 4-5.
     """
-    out = []
+    orders = []
     for subset in itertools.combinations(range(len(MOVES)), 4):
         first, rest = subset[0], subset[1:]
-        for perm in itertools.permutations(rest):
-            for backwards in (False, True):
-                out.append(((first, *perm), backwards))
-    base, extra = out[:12], out[12:]
+        orders += [(first, *perm) for perm in itertools.permutations(rest)]
+    codes = list(itertools.product((False, True), repeat=4))
+    table = [(order, code) for order in orders for code in codes]
+    base, extra = table[:16], table[16:]
     np.random.default_rng(seed).shuffle(extra)
     table = base + extra
     if num_classes > len(table):
@@ -141,27 +156,28 @@ def forward_kinematics(angles: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return pos.transpose(1, 0, 2)
 
 
-def _angles(order: tuple[int, ...], backwards: bool, cfg: SyntheticConfig, rng) -> np.ndarray:
+def _angles(
+    order: tuple[int, ...], backwards: tuple[bool, ...], cfg: SyntheticConfig, rng
+) -> np.ndarray:
     """Joint-angle trajectories (frames, len(DOFS)) of one performance: idle lead-in, the
     class's cyclic choreography from a random move and phase for `moves_per_sequence` moves,
     idle tail. Its length follows from the speed and the jitters, clipped to the range."""
     speed = float(np.exp(rng.uniform(np.log(cfg.speed_min), np.log(cfg.speed_max))))
     first = int(rng.integers(len(order)))
-    moves = [order[(first + i) % len(order)] for i in range(cfg.moves_per_sequence)]
+    picks = [(first + i) % len(order) for i in range(cfg.moves_per_sequence)]
+    moves = [(order[k], backwards[k]) for k in picks]
     jit = cfg.duration_jitter
     durations = cfg.move_frames / speed * rng.uniform(1 - jit, 1 + jit, size=len(moves))
     lead = rng.uniform(0, cfg.idle_frames) - rng.uniform(0, 0.5) * durations[0]  # start phase
     frames = int(round(lead + durations.sum() + rng.uniform(0, cfg.idle_frames)))
     frames = int(np.clip(frames, cfg.min_frames, cfg.max_frames))
-    if backwards:  # the whole performance played in reverse
-        moves, durations = moves[::-1], durations[::-1]
     t = np.arange(frames)
     angles = np.zeros((frames, len(DOFS)))
     edge = lead
-    for dur, m in zip(durations, moves):
+    for dur, (m, back) in zip(durations, moves):
         u = (t - edge) / dur
         inside = (u >= 0) & (u < 1)
-        if backwards:
+        if back:
             u = 1 - u
         out, side = MOVES[m]
         amp = rng.uniform(1 - cfg.amplitude_jitter, 1 + cfg.amplitude_jitter)
@@ -231,8 +247,8 @@ def make_sample(
     )
 
 
-def class_name(order: tuple[int, ...], backwards: bool) -> str:
-    return "-".join(f"m{m}" for m in order) + ("-rev" if backwards else "")
+def class_name(order: tuple[int, ...], backwards: tuple[bool, ...]) -> str:
+    return "-".join(f"m{m}{'r' if b else 'f'}" for m, b in zip(order, backwards))
 
 
 def generate(out_dir, cfg: SyntheticConfig = SyntheticConfig(), progress: bool = False):

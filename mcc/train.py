@@ -99,7 +99,10 @@ def training_step(
     """
     if bn_mode not in BN_MODES:
         raise ValueError(f"bn_mode {bn_mode!r} is not allowed; choose one of {BN_MODES}")
-    if bn_mode == "sync" and any(type(m) is not nn.SyncBatchNorm and isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):  # fmt: skip
+    if bn_mode == "sync" and any(
+        type(m) is not nn.SyncBatchNorm and isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for m in model.modules()
+    ):
         raise ValueError("bn_mode=sync: convert the model first with use_bn_mode(model, 'sync')")
     net = model.module if hasattr(model, "module") else model
     lc = cfg.loss
@@ -119,7 +122,9 @@ def training_step(
         z_all, pred = model(torch.cat([batch[c] for c in clips]), n_decode=n * len(rec))
         z = dict(zip(clips, z_all.float().split(n)))
         if lc.triplet > 0:
-            terms["triplet"] = triplet_loss(z["anchor"], z.get("positive"), z["negative"], lc.margin)
+            terms["triplet"] = triplet_loss(
+                z["anchor"], z.get("positive"), z["negative"], lc.margin
+            )
         if lc.nce > 0:
             net.momentum_update(lc.momentum)
             k = net.key_embed(batch["positive"] if has_pos else batch["anchor"]).float()
@@ -134,8 +139,10 @@ def training_step(
         return {"loss": 0.0}
     loss = total_loss(terms, weights)
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"loss became {loss.item()} ({ {k: v.item() for k, v in terms.items()} }); "
-                                 f"lower optim.lr or check the data")  # fmt: skip
+        raise FloatingPointError(
+            f"loss became {loss.item()} ({ {k: v.item() for k, v in terms.items()} }); "
+            f"lower optim.lr or check the data"
+        )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -215,8 +222,9 @@ def pretrain(
     """
     run = RunDir(out)
     if run.checkpoint.exists() and not resume:
-        raise ConfigError(f"{run.path} already holds a run; pass --resume to continue it or "
-                          f"choose another --out")  # fmt: skip
+        raise ConfigError(
+            f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
+        )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -236,8 +244,10 @@ def pretrain(
         state = load_checkpoint(run.checkpoint)
         saved = from_dict(PretrainConfig, state["config"])
         if saved != cfg:
-            raise CheckpointError(f"{run.checkpoint} was written with another config; resume "
-                                  f"with the same --set values")  # fmt: skip
+            raise CheckpointError(
+                f"{run.checkpoint} was written with another config; resume "
+                f"with the same --set values"
+            )
         load_module(model, state["model"], f"checkpoint {run.checkpoint}")
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -282,24 +292,45 @@ def pretrain(
             for k, v in last.items():
                 if k != "epoch":
                     tb.add_scalar(f"pretrain/{k}", v, epoch)
-        save_checkpoint(run.checkpoint, {
-            "kind": "pretrain", "config": to_dict(cfg), "layout": layout.to_json(),
-            "max_bodies": bodies, "epoch": epoch, "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
-        })  # fmt: skip
-        print(f"epoch {epoch + 1}/{cfg.optim.epochs}  loss {last.get('loss', 0):.4f}  "
-              + "  ".join(f"{k} {last[k]:.4f}" for k in ("triplet", "nce", "interp") if k in last)
-              + f"  ({dt:.1f}s)", flush=True)  # fmt: skip
+        save_checkpoint(
+            run.checkpoint,
+            {
+                "kind": "pretrain",
+                "config": to_dict(cfg),
+                "layout": layout.to_json(),
+                "max_bodies": bodies,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": rng_state(),
+            },
+        )
+        print(
+            f"epoch {epoch + 1}/{cfg.optim.epochs}  loss {last.get('loss', 0):.4f}  "
+            + "  ".join(f"{k} {last[k]:.4f}" for k in ("triplet", "nce", "interp") if k in last)
+            + f"  ({dt:.1f}s)",
+            flush=True,
+        )
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return {"stopped_after_epoch": epoch}
     if tb is not None:
         tb.close()
     if not run.checkpoint.exists():  # epochs=0: an untrained encoder, still a valid checkpoint
-        save_checkpoint(run.checkpoint, {
-            "kind": "pretrain", "config": to_dict(cfg), "layout": layout.to_json(),
-            "max_bodies": bodies, "epoch": -1, "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
-        })  # fmt: skip
+        save_checkpoint(
+            run.checkpoint,
+            {
+                "kind": "pretrain",
+                "config": to_dict(cfg),
+                "layout": layout.to_json(),
+                "max_bodies": bodies,
+                "epoch": -1,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": rng_state(),
+            },
+        )
     history = run.metrics()
     result = {
         "kind": "pretrain",
@@ -310,4 +341,6 @@ def pretrain(
         "first_loss": history[0].get("loss") if history else None,
         "checkpoint": str(run.checkpoint),
     }
-    return run.write_result(result, cfg.seed, wall_time=sum(h.get("epoch_time_s", 0) for h in history))
+    return run.write_result(
+        result, cfg.seed, wall_time=sum(h.get("epoch_time_s", 0) for h in history)
+    )

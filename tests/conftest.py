@@ -2,8 +2,15 @@ import pytest
 
 from mcc.synthetic import SyntheticConfig, generate
 
-TINY = SyntheticConfig(num_classes=4, train_per_class=8, test_per_class=4, min_frames=40,
-                       max_frames=90, num_subjects=4, seed=3)  # fmt: skip
+TINY = SyntheticConfig(
+    num_classes=4,
+    train_per_class=8,
+    test_per_class=4,
+    min_frames=40,
+    max_frames=90,
+    num_subjects=4,
+    seed=3,
+)
 
 
 @pytest.fixture(scope="session")

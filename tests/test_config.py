@@ -249,3 +249,10 @@ def test_from_dict_rejects_unknown_keys():
     d["loss"]["bogus"] = 1
     with pytest.raises(ConfigError, match="loss.bogus"):
         from_dict(PretrainConfig, d)
+
+
+@pytest.mark.parametrize("key", ["loss.tau", "loss.margin", "optim.lr", "loss.triplet"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_values_are_rejected(key, value):
+    with pytest.raises(ConfigError, match="not a finite number"):
+        apply_overrides(PretrainConfig(), {key: value})

@@ -28,34 +28,51 @@ def test_accuracy_top5_and_per_class():
 
 
 def _eval_cfg(data, **over):
-    base = {"data.path": data, "model.width": "0.125", "optim.epochs": "1",
-            "optim.batch_size": "8", "frames": "32", "threads": "1"}  # fmt: skip
+    base = {
+        "data.path": data,
+        "model.width": "0.125",
+        "optim.epochs": "1",
+        "optim.batch_size": "8",
+        "frames": "32",
+        "threads": "1",
+    }
     return apply_overrides(EvalConfig(), {**base, **over})
 
 
 def test_knn_and_finetune_end_to_end_from_a_checkpoint(tiny_data, tmp_path):
-    pre = apply_overrides(PretrainConfig(), {
-        "data.path": tiny_data, "model.width": "0.125", "optim.batch_size": "8",
-        "loss.queue_size": "16", "optim.epochs": "1", "threads": "1"})  # fmt: skip
+    pre = apply_overrides(
+        PretrainConfig(),
+        {
+            "data.path": tiny_data,
+            "model.width": "0.125",
+            "optim.batch_size": "8",
+            "loss.queue_size": "16",
+            "optim.epochs": "1",
+            "threads": "1",
+        },
+    )
     pretrain(pre, tmp_path / "pre", progress=False)
     ckpt = str(tmp_path / "pre" / "checkpoint.pt")
     knn = evaluate(_eval_cfg(tiny_data, protocol="knn"), ckpt, tmp_path / "knn", progress=False)
     assert 0 <= knn["top1"] <= 100 and knn["test_samples"] == 16
-    ft = evaluate(_eval_cfg(tiny_data, label_fraction="0.25"), ckpt, tmp_path / "ft",
-                  progress=False)  # fmt: skip
+    ft = evaluate(
+        _eval_cfg(tiny_data, label_fraction="0.25"), ckpt, tmp_path / "ft", progress=False
+    )
     # per class round(0.25 * 8) = 2 labelled samples, saved so the run can be repeated
     ids = json.loads((tmp_path / "ft" / "labelled_ids.json").read_text())
     assert ft["train_samples"] == 8 and len(ids) == 8
     assert len(ft["confusion"]) == 4
-    again = evaluate(_eval_cfg(tiny_data, label_fraction="0.25"), ckpt, tmp_path / "ft2",
-                     progress=False)  # fmt: skip
+    again = evaluate(
+        _eval_cfg(tiny_data, label_fraction="0.25"), ckpt, tmp_path / "ft2", progress=False
+    )
     assert json.loads((tmp_path / "ft2" / "labelled_ids.json").read_text()) == ids
     assert again["top1"] == ft["top1"]
 
 
 def test_scratch_finetune_runs_and_logs(tiny_data, tmp_path):
-    res = evaluate(_eval_cfg(tiny_data, **{"optim.epochs": "2"}), None, tmp_path / "s",
-                   progress=False)  # fmt: skip
+    res = evaluate(
+        _eval_cfg(tiny_data, **{"optim.epochs": "2"}), None, tmp_path / "s", progress=False
+    )
     lines = (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and res["checkpoint"] is None
 
@@ -70,10 +87,21 @@ def test_checkpoint_of_another_layout_is_refused(tmp_path):
     generate(data, SyntheticConfig(num_classes=2, train_per_class=2, test_per_class=1))
     cfg = apply_overrides(PretrainConfig(), {"model.width": "0.125", "loss.queue_size": "64"})
     model = MCC(cfg, OPENPOSE18)
-    save_checkpoint(tmp_path / "op.pt", {
-        "kind": "pretrain", "config": __import__("mcc.config").config.to_dict(cfg),
-        "layout": OPENPOSE18.to_json(), "epoch": 0, "model": model.state_dict()})  # fmt: skip
+    save_checkpoint(
+        tmp_path / "op.pt",
+        {
+            "kind": "pretrain",
+            "config": __import__("mcc.config").config.to_dict(cfg),
+            "layout": OPENPOSE18.to_json(),
+            "epoch": 0,
+            "model": model.state_dict(),
+        },
+    )
     with pytest.raises(CheckpointError, match="openpose18"):
-        evaluate(_eval_cfg(str(data), protocol="knn"), str(tmp_path / "op.pt"), tmp_path / "e",
-                 progress=False)  # fmt: skip
+        evaluate(
+            _eval_cfg(str(data), protocol="knn"),
+            str(tmp_path / "op.pt"),
+            tmp_path / "e",
+            progress=False,
+        )
     assert NTU25.name in str(NTU25.to_json())

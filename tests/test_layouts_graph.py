@@ -147,7 +147,7 @@ def test_natops_layout():
             {"name": "x", "num_joints": 2, "edges": [[0, 1]], "center": 0, "channels": ["a"]},
             ["channels"],
         ),
-        ("{not json", ["not a valid layout JSON"]),
+        ("{not json", ["not a valid layout", "layout.json"]),
     ],
 )
 def test_bad_json_layouts(tmp_path, d, words):
@@ -251,3 +251,9 @@ def test_spatial_partition_cycle_puts_equal_distance_in_root():
     parts = spatial_partition(tri)
     # joints 1 and 2 are both 1 hop from the centre: each other's root-part neighbours
     assert parts[0, 1, 2] == pytest.approx(1 / 3) and parts[0, 2, 1] == pytest.approx(1 / 3)
+
+
+def test_malformed_edges_name_the_file(tmp_path):
+    bad = {"name": "x", "num_joints": 3, "edges": [[0, 1, 2]], "center": 0}
+    with pytest.raises(ValueError, match="layout file .*layout.json: not a valid layout"):
+        get_layout(write(tmp_path, bad))

@@ -6,8 +6,9 @@ import mcc
 
 
 def test_mcc_imports_without_ray_or_optuna():
-    modules = [m.name for m in pkgutil.walk_packages(mcc.__path__, "mcc.")
-               if m.name != "mcc.__main__"]  # fmt: skip
+    modules = [
+        m.name for m in pkgutil.walk_packages(mcc.__path__, "mcc.") if m.name != "mcc.__main__"
+    ]
     code = (
         "import sys\n"
         "for blocked in ('ray', 'optuna', 'tune', 'ablations'):\n"

@@ -437,8 +437,9 @@ def test_view_transform_preserves_joint_distances():
     np.testing.assert_allclose(
         _pairwise(neg, (0, 1, 2)), _pairwise(v["anchor"], (0, 1, 2)), atol=1e-5
     )
-    np.testing.assert_allclose(np.linalg.norm(neg, axis=-1), np.linalg.norm(seq[:, :32], axis=-1),
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        np.linalg.norm(neg, axis=-1), np.linalg.norm(seq[:, :32], axis=-1), atol=1e-5
+    )
 
 
 def test_rotate_2d_leaves_score_alone():
@@ -602,3 +603,10 @@ def test_pad_bodies():
 def test_layout_custom_three_channel():
     lay = Layout("tri", 3, ((0, 1), (1, 2)), 0, channels=("x", "y", "score"))
     assert lay.coord_channels == (0, 1)
+
+
+def test_center_align_with_a_degenerate_first_frame_keeps_the_sequence_3d():
+    seq = np.random.default_rng(0).normal(size=(1, 3, 25, 3)).astype(np.float32)
+    seq[0, 0, 1] = seq[0, 0, 0]  # spine base and spine mid coincide: no "up" direction
+    out = normalize(seq, NTU25, "center-align")
+    assert np.linalg.matrix_rank(out[0].reshape(-1, 3)) == 3

@@ -20,8 +20,17 @@ from mcc.shards import MANIFEST, Sample, ShardWriter, load_samples, read_manifes
 REPO = Path(__file__).resolve().parents[1]
 NATOPS = Path("/work/shared/data/natops/natops.npz")
 NATOPS_LAYOUT = Path("/work/shared/data/natops/natops_layout.json")
-COLUMNS = ["sample_id", "label", "split", "subject", "bodies", "frames", "joints", "channels",
-           "data"]  # fmt: skip
+COLUMNS = [
+    "sample_id",
+    "label",
+    "split",
+    "subject",
+    "bodies",
+    "frames",
+    "joints",
+    "channels",
+    "data",
+]
 
 
 def make_samples(seed: int = 0) -> list[Sample]:

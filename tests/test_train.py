@@ -14,8 +14,14 @@ from mcc.data import load_splits
 from mcc.model import MCC
 from mcc.train import make_optimizer, pretrain, pretrain_batches, training_step
 
-TINY = {"model.width": "0.125", "optim.batch_size": "8", "loss.queue_size": "16",
-        "optim.schedule": "cosine", "optim.lr": "0.05", "threads": "1"}  # fmt: skip
+TINY = {
+    "model.width": "0.125",
+    "optim.batch_size": "8",
+    "loss.queue_size": "16",
+    "optim.schedule": "cosine",
+    "optim.lr": "0.05",
+    "threads": "1",
+}
 
 
 def tiny_cfg(data, **over):
@@ -94,8 +100,9 @@ def test_two_epoch_pretraining_lowers_the_loss(tiny_data, tmp_path):
 
 
 def _run_cli(args, **kw):
-    return subprocess.run([sys.executable, "-m", "mcc", *args], capture_output=True, text=True,
-                          timeout=300, **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "mcc", *args], capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def test_resume_after_a_kill_gives_identical_weights(tiny_data, tmp_path):
@@ -105,8 +112,11 @@ def test_resume_after_a_kill_gives_identical_weights(tiny_data, tmp_path):
     assert full.returncode == 0, full.stderr
     # start the same run, SIGKILL it once its first checkpoint exists, then resume
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "mcc", *args, "--out", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcc", *args, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 200
     while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -134,8 +144,19 @@ def test_corrupt_or_missing_checkpoint_is_one_clear_error(tiny_data, tmp_path):
     bad.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="corrupt"):
         load_checkpoint(bad)
-    out = _run_cli(["evaluate", "--data", tiny_data, "--checkpoint", str(bad), "--protocol",
-                    "knn", "--out", str(tmp_path / "ev")])  # fmt: skip
+    out = _run_cli(
+        [
+            "evaluate",
+            "--data",
+            tiny_data,
+            "--checkpoint",
+            str(bad),
+            "--protocol",
+            "knn",
+            "--out",
+            str(tmp_path / "ev"),
+        ]
+    )
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("error: checkpoint")
 
@@ -153,8 +174,12 @@ def test_truncated_checkpoint_is_never_half_loaded(tiny_data, tmp_path):
 def test_resume_with_another_config_is_refused(tiny_data, tmp_path):
     pretrain(tiny_cfg(tiny_data, **{"optim.epochs": "1"}), tmp_path / "r", progress=False)
     with pytest.raises(CheckpointError, match="another config"):
-        pretrain(tiny_cfg(tiny_data, **{"optim.epochs": "1", "loss.tau": "0.2"}),
-                 tmp_path / "r", resume=True, progress=False)  # fmt: skip
+        pretrain(
+            tiny_cfg(tiny_data, **{"optim.epochs": "1", "loss.tau": "0.2"}),
+            tmp_path / "r",
+            resume=True,
+            progress=False,
+        )
 
 
 def test_batch_larger_than_dataset_is_a_clear_error(tiny_data, tmp_path):

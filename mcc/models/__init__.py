@@ -10,8 +10,9 @@ from mcc.models.stgcn import STGCN
 def build_encoder(cfg: ModelConfig, layout: Layout) -> STGCN:
     """The backbone named by cfg.backbone on this layout."""
     if cfg.backbone == "stgcn":
-        return STGCN(layout, width=cfg.width, dropout=cfg.dropout,
-                     edge_importance=cfg.edge_importance)  # fmt: skip
+        return STGCN(
+            layout, width=cfg.width, dropout=cfg.dropout, edge_importance=cfg.edge_importance
+        )
     raise ConfigError(f"model.backbone={cfg.backbone!r} is not available; choose stgcn")
 
 
