@@ -62,6 +62,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    optimizer: str = "sgd"  # sgd (the paper's) | adam (small data: see docs/method.md)
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -107,6 +108,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss.interp_target": ("interpolate", "reconstruct"),
     "loss.slow_rule": ("hold", "tile", "exact"),
     "optim.schedule": ("step", "cosine"),
+    "optim.optimizer": ("sgd", "adam"),
     "precision": ("fp32", "bf16"),
     "protocol": ("knn", "finetune"),
 }

@@ -1,10 +1,9 @@
 """The embedded synthetic dataset: labelled skeleton motions on the 25-joint NTU layout.
 
 Each class is a cyclic choreography of whole-body "moves" (each move drives several limbs
-along a loop: out along one direction, back along another), each move played forwards or
-backwards. By default all classes use the same four moves in the same order and differ only
-in which moves run backwards: every class visits the same set of poses, so a single frame
-cannot give the class away, and a model must read the direction of the motion.
+along a loop that starts and ends at rest). By default all classes use the same five moves
+and differ only in their order: every class visits the same set of poses, so a single frame
+cannot give the class away, and a model must read which move follows which.
 Nuisances per sample: playback speed, start phase, move amplitude and duration, body
 proportions (per subject), camera rotation, idle sway, sensor noise, sequence length, and
 sometimes a second (idle) person. Subjects split train / test like NTU's x-sub.
@@ -27,20 +26,22 @@ from mcc.shards import Sample, ShardWriter
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    num_classes: int = 16
-    train_per_class: int = 45
-    test_per_class: int = 20
+    num_classes: int = 12
+    train_per_class: int = 60
+    test_per_class: int = 25
     num_subjects: int = 20  # half perform the training samples, half the test samples
     min_frames: int = 40
     max_frames: int = 300
     speed_min: float = 0.5  # playback speed range (log-uniform)
     speed_max: float = 2.0
     move_frames: int = 24  # frames of one move at speed 1
-    moves_per_sequence: int = 5  # one cycle of the 4-move choreography, plus one
+    moves_per_sequence: int = 6  # one cycle of the 5-move choreography, plus one
     idle_frames: int = 30  # up to this many idle frames before and after
     amplitude_jitter: float = 0.3  # per move instance, relative
     duration_jitter: float = 0.25
     sway: float = 0.12  # idle sway amplitude on every joint angle (radians)
+    height_jitter: float = 0.15  # per subject, relative
+    limb_jitter: float = 0.1  # per subject, arm and leg lengths, relative
     yaw_degrees: float = 45.0  # camera yaw range, +-
     pitch_degrees: float = 10.0
     noise: float = 0.015  # sensor noise (meters)
@@ -63,54 +64,44 @@ _REST = np.array([
 
 # Joint-angle degrees of freedom: (joint whose subtree turns, axis).
 DOFS = (
-    (4, 0),
-    (4, 2),
-    (5, 0),  # left shoulder pitch, abduction, elbow
-    (8, 0),
-    (8, 2),
-    (9, 0),  # right shoulder pitch, abduction, elbow
-    (12, 0),
-    (13, 0),
-    (16, 0),
-    (17, 0),  # hips and knees
-    (1, 0),
-    (1, 1),
-    (2, 0),  # torso bend, torso twist, head nod
-)
+    (4, 0), (4, 2), (5, 0),  # 0-2 left shoulder pitch, abduction, elbow
+    (8, 0), (8, 2), (9, 0),  # 3-5 right shoulder pitch, abduction, elbow
+    (12, 0), (13, 0), (16, 0), (17, 0),  # 6-9 hips and knees (pitch)
+    (1, 0), (1, 1), (2, 0),  # 10-12 torso bend, torso twist, head nod
+    (12, 2), (16, 2), (1, 2),  # 13-15 hip abduction left, right, torso side bend
+)  # fmt: skip
 
-# Moves: a loop in angle space, delta(u) = sin(pi u) * out + sin(2 pi u) * side, u in [0, 1].
-# Played backwards, a move visits the same poses in the other order.
+# Moves: a loop in angle space that starts and ends at rest,
+# delta(u) = (1 - cos 2 pi u) / 2 * out + sin(2 pi u) * side, u in [0, 1].
 MOVES = (
-    ({0: 1.6, 3: 1.6}, {2: 0.9, 5: 0.9, 12: 0.3}),  # both arms up, elbows swing
-    ({6: 1.1, 8: 1.1, 7: -1.6, 9: -1.6, 10: 0.4}, {0: 0.8, 3: 0.8}),  # squat, arms forward
-    ({1: 1.4, 11: 0.5}, {2: 1.0, 10: 0.3, 6: 0.4}),  # left side reach with twist
-    ({8: 1.3, 9: -0.8, 1: 0.6, 4: -0.6}, {9: 0.9, 10: -0.3}),  # right kick, arms balance
-    ({4: -1.4, 11: -0.5}, {5: 1.0, 10: 0.3, 8: 0.4}),  # right side reach with twist
-    ({10: 0.9, 12: 0.5}, {0: 1.0, 3: -1.0}),  # bow, arms scissor
+    ({0: 1.4, 3: 1.4}, {1: 0.9, 4: -0.9}),  # arm circles, both arms
+    ({6: 1.0, 8: 1.0, 7: -1.5, 9: -1.5, 10: 0.3}, {0: 0.9, 3: 0.9, 15: 0.3}),  # squat, sweep
+    ({6: 0.9, 0: -0.5}, {13: 0.6, 1: 0.7}),  # left leg and left arm circle
+    ({10: 0.7, 12: 0.3}, {15: 0.5, 11: 0.4}),  # torso circle
+    ({8: 0.9, 3: -0.5}, {14: -0.6, 4: -0.7}),  # right leg and right arm circle
+    ({3: 1.5, 5: 0.6}, {4: -1.0, 11: -0.3}),  # right arm circle with twist
 )
 
 
-def class_choreographies(
-    num_classes: int, seed: int = 0
-) -> list[tuple[tuple[int, ...], tuple[bool, ...]]]:
-    """(cyclic order of move indices, which moves are played backwards) per class.
+def class_choreographies(num_classes: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """The cyclic order of moves of each class.
 
-    Up to 16 classes: moves 0-3 in one cyclic order, each played forwards or backwards, so
-    all classes share one pose set and differ only in the direction of time of each move.
-    More classes take the other cyclic orders of moves 0-3, then orders that use moves 4-5.
+    Up to 24 classes: distinct cyclic orders of moves 0-4, so that all classes share one
+    pose set (every move starts and ends at rest) and differ only in which move follows
+    which. More classes take cyclic orders of other 5-move subsets of the 6 moves.
     """
-    orders = []
-    for subset in itertools.combinations(range(len(MOVES)), 4):
+    table = []
+    for subset in itertools.combinations(range(len(MOVES)), 5):
         first, rest = subset[0], subset[1:]
-        orders += [(first, *perm) for perm in itertools.permutations(rest)]
-    codes = list(itertools.product((False, True), repeat=4))
-    table = [(order, code) for order in orders for code in codes]
-    base, extra = table[:16], table[16:]
-    np.random.default_rng(seed).shuffle(extra)
-    table = base + extra
-    if num_classes > len(table):
-        raise ValueError(f"synthetic: at most {len(table)} classes, asked for {num_classes}")
-    return table[:num_classes]
+        table.append([(first, *perm) for perm in itertools.permutations(rest)])
+    base, extra = table[0], [order for group in table[1:] for order in group]
+    rng = np.random.default_rng(seed)
+    rng.shuffle(base)
+    rng.shuffle(extra)
+    orders = base + extra
+    if num_classes > len(orders):
+        raise ValueError(f"synthetic: at most {len(orders)} classes, asked for {num_classes}")
+    return orders[:num_classes]
 
 
 def _parents() -> np.ndarray:
@@ -156,16 +147,13 @@ def forward_kinematics(angles: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return pos.transpose(1, 0, 2)
 
 
-def _angles(
-    order: tuple[int, ...], backwards: tuple[bool, ...], cfg: SyntheticConfig, rng
-) -> np.ndarray:
+def _angles(order: tuple[int, ...], cfg: SyntheticConfig, rng) -> np.ndarray:
     """Joint-angle trajectories (frames, len(DOFS)) of one performance: idle lead-in, the
     class's cyclic choreography from a random move and phase for `moves_per_sequence` moves,
     idle tail. Its length follows from the speed and the jitters, clipped to the range."""
     speed = float(np.exp(rng.uniform(np.log(cfg.speed_min), np.log(cfg.speed_max))))
     first = int(rng.integers(len(order)))
-    picks = [(first + i) % len(order) for i in range(cfg.moves_per_sequence)]
-    moves = [(order[k], backwards[k]) for k in picks]
+    moves = [order[(first + i) % len(order)] for i in range(cfg.moves_per_sequence)]
     jit = cfg.duration_jitter
     durations = cfg.move_frames / speed * rng.uniform(1 - jit, 1 + jit, size=len(moves))
     lead = rng.uniform(0, cfg.idle_frames) - rng.uniform(0, 0.5) * durations[0]  # start phase
@@ -174,15 +162,13 @@ def _angles(
     t = np.arange(frames)
     angles = np.zeros((frames, len(DOFS)))
     edge = lead
-    for dur, (m, back) in zip(durations, moves):
+    for dur, m in zip(durations, moves):
         u = (t - edge) / dur
         inside = (u >= 0) & (u < 1)
-        if back:
-            u = 1 - u
         out, side = MOVES[m]
         amp = rng.uniform(1 - cfg.amplitude_jitter, 1 + cfg.amplitude_jitter)
         for dof, a in out.items():
-            angles[inside, dof] += amp * a * np.sin(np.pi * u[inside])
+            angles[inside, dof] += amp * a * (1 - np.cos(2 * np.pi * u[inside])) / 2
         for dof, a in side.items():
             angles[inside, dof] += amp * a * np.sin(2 * np.pi * u[inside])
         edge += dur
@@ -201,11 +187,12 @@ _ARM = [5, 6, 7, 9, 10, 11, 21, 22, 23, 24]
 _LEG = [13, 14, 15, 17, 18, 19]
 
 
-def _subject_body(subject: int, seed: int) -> np.ndarray:
+def _subject_body(subject: int, cfg: SyntheticConfig) -> np.ndarray:
     """Rest pose with per-subject proportions: overall height, arm and leg lengths."""
-    rng = np.random.default_rng([seed, 7919, subject])
-    scale = np.full(NTU25.num_joints, rng.uniform(0.85, 1.15))
-    arm, leg = rng.uniform(0.9, 1.1, size=2)
+    rng = np.random.default_rng([cfg.seed, 7919, subject])
+    h, lim = cfg.height_jitter, cfg.limb_jitter
+    scale = np.full(NTU25.num_joints, rng.uniform(1 - h, 1 + h))
+    arm, leg = rng.uniform(1 - lim, 1 + lim, size=2)
     scale[_ARM] *= arm
     scale[_LEG] *= leg
     body = np.zeros_like(_REST)
@@ -226,13 +213,12 @@ def make_sample(
     index: int, label: int, split: str, subject: int, cfg: SyntheticConfig, classes
 ) -> Sample:
     rng = np.random.default_rng([cfg.seed, index])
-    order, backwards = classes[label]
-    body = _subject_body(subject, cfg.seed)
-    people = [forward_kinematics(_angles(order, backwards, cfg, rng), body)]
+    body = _subject_body(subject, cfg)
+    people = [forward_kinematics(_angles(classes[label], cfg, rng), body)]
     frames = people[0].shape[0]
     if rng.random() < cfg.second_person:
         idle = _sway(frames, cfg, rng) * 2
-        other = forward_kinematics(idle, _subject_body(subject + 10_000, cfg.seed))
+        other = forward_kinematics(idle, _subject_body(subject + 10_000, cfg))
         people.append(other + np.array([rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.4), 0, 0.3]))
     cam = _camera(cfg, rng)
     shift = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.2, 0.2), rng.uniform(2.5, 4.0)])
@@ -247,8 +233,8 @@ def make_sample(
     )
 
 
-def class_name(order: tuple[int, ...], backwards: tuple[bool, ...]) -> str:
-    return "-".join(f"m{m}{'r' if b else 'f'}" for m, b in zip(order, backwards))
+def class_name(order: tuple[int, ...]) -> str:
+    return "-".join(f"m{m}" for m in order)
 
 
 def generate(out_dir, cfg: SyntheticConfig = SyntheticConfig(), progress: bool = False):
@@ -258,7 +244,7 @@ def generate(out_dir, cfg: SyntheticConfig = SyntheticConfig(), progress: bool =
         out_dir,
         name="synthetic",
         layout=NTU25,
-        classes=[class_name(*c) for c in classes],
+        classes=[class_name(c) for c in classes],
         source=f"mcc.synthetic generator, {cfg}",
     )
     half = max(1, cfg.num_subjects // 2)

@@ -171,7 +171,13 @@ def lr_factor(cfg: OptimConfig, epoch: int) -> float:
 
 
 def make_optimizer(params, cfg: OptimConfig):
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    """SGD with momentum (Sec. 4.2) or Adam (L2 weight decay), with the epoch-wise schedule."""
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(cfg, e))
     return opt, sched
 
