@@ -73,7 +73,7 @@ def cmd_inspect(args) -> int:
     lengths = np.array([s.num_frames for s in samples])
     bodies = np.array([s.joints.shape[0] for s in samples])
     print(f"  frames: min {lengths.min()} median {int(np.median(lengths))} max {lengths.max()}")
-    hist, edges = np.histogram(lengths, bins=8)
+    hist, edges = np.histogram(lengths, bins=min(8, len(np.unique(lengths))))
     for h, lo, hi in zip(hist, edges[:-1], edges[1:]):
         print(f"    {int(lo):4d}-{int(hi):4d} {'#' * int(40 * h / max(1, hist.max()))} {h}")
     print(
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("demo", help="prepare the synthetic set, pretrain, evaluate (minutes)")
     q.add_argument("--data", default="data/synthetic")
     q.add_argument("--out", default="runs/demo")
-    q.add_argument("--preset", choices=sorted(presets.PRETRAIN), default="small")
+    q.add_argument("--preset", choices=sorted(presets.PRETRAIN), default="demo")
     q.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_demo)

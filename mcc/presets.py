@@ -1,6 +1,6 @@
 """Named sets of overrides. `paper` is the defaults (Sec. 4.2 and ST-GCN's recipe); `small`
-shrinks the model and schedule so that a 2-core machine finishes a run in minutes; `tiny`
-is for tests.
+shrinks the model and schedule so that a 2-core machine finishes a run in minutes; `demo`
+(the quick start) shrinks further to show the whole path in a few minutes; `tiny` is for tests.
 
 Downstream training in `small` uses Adam: on the synthetic set (720 sequences) ST-GCN
 trained from scratch with SGD at lr 0.1 or 0.01 stayed at chance on the training split for
@@ -12,6 +12,13 @@ PRETRAIN = {
     "small": {
         "model.width": 0.25,
         "optim.epochs": 20,
+        "optim.schedule": "cosine",
+        "optim.batch_size": 16,
+        "loss.queue_size": 256,
+    },
+    "demo": {
+        "model.width": 0.125,
+        "optim.epochs": 5,
         "optim.schedule": "cosine",
         "optim.batch_size": 16,
         "loss.queue_size": 256,
@@ -30,6 +37,14 @@ EVALUATE = {
     "small": {
         "model.width": 0.25,
         "optim.epochs": 30,
+        "optim.schedule": "cosine",
+        "optim.batch_size": 32,
+        "optim.optimizer": "adam",
+        "optim.lr": 0.001,
+    },
+    "demo": {
+        "model.width": 0.125,
+        "optim.epochs": 10,
         "optim.schedule": "cosine",
         "optim.batch_size": 32,
         "optim.optimizer": "adam",
