@@ -262,11 +262,25 @@ def pretrain(
         print(f"resuming {run.path} after epoch {state['epoch'] + 1}/{cfg.optim.epochs}")
     run.write_config(to_dict(cfg))
     run.truncate_metrics(start)
+
+    def save(epoch: int) -> None:
+        """The full training state after `epoch` (-1: untrained), written atomically."""
+        state = {
+            "kind": "pretrain",
+            "config": to_dict(cfg),
+            "layout": layout.to_json(),
+            "max_bodies": bodies,
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": rng_state(),
+        }
+        save_checkpoint(run.checkpoint, state)
+
     tb = _tensorboard(run.path)
     coords = layout.coord_channels
     steps = len(train) // cfg.optim.batch_size
-    last: dict = {}
-    t_train = 0.0
     for epoch in range(start, cfg.optim.epochs):
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: seeded per epoch
         t0 = time.time()
@@ -283,7 +297,6 @@ def pretrain(
                 bar.set_postfix(loss=f"{out_terms['loss']:.3f}")
         sched.step()
         dt = time.time() - t0
-        t_train += dt
         clips_per_epoch = steps * cfg.optim.batch_size * (1 + ("positive" in batch))
         last = {
             "epoch": epoch,
@@ -298,20 +311,7 @@ def pretrain(
             for k, v in last.items():
                 if k != "epoch":
                     tb.add_scalar(f"pretrain/{k}", v, epoch)
-        save_checkpoint(
-            run.checkpoint,
-            {
-                "kind": "pretrain",
-                "config": to_dict(cfg),
-                "layout": layout.to_json(),
-                "max_bodies": bodies,
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": rng_state(),
-            },
-        )
+        save(epoch)
         print(
             f"epoch {epoch + 1}/{cfg.optim.epochs}  loss {last.get('loss', 0):.4f}  "
             + "  ".join(f"{k} {last[k]:.4f}" for k in ("triplet", "nce", "interp") if k in last)
@@ -323,20 +323,7 @@ def pretrain(
     if tb is not None:
         tb.close()
     if not run.checkpoint.exists():  # epochs=0: an untrained encoder, still a valid checkpoint
-        save_checkpoint(
-            run.checkpoint,
-            {
-                "kind": "pretrain",
-                "config": to_dict(cfg),
-                "layout": layout.to_json(),
-                "max_bodies": bodies,
-                "epoch": -1,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": rng_state(),
-            },
-        )
+        save(-1)
     history = run.metrics()
     result = {
         "kind": "pretrain",

@@ -186,3 +186,9 @@ def test_batch_larger_than_dataset_is_a_clear_error(tiny_data, tmp_path):
     cfg = tiny_cfg(tiny_data, **{"optim.batch_size": "64", "loss.queue_size": "64"})
     with pytest.raises(ConfigError, match="fewer than one step's batch"):
         pretrain(cfg, tmp_path / "r", progress=False)
+
+
+def test_zero_epochs_writes_an_untrained_checkpoint(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, **{"optim.epochs": "0"})
+    pretrain(cfg, tmp_path / "r", progress=False)
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["epoch"] == -1
