@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from mcc.synthetic import SyntheticConfig, generate
@@ -19,3 +21,9 @@ def tiny_data(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_synthetic")
     generate(path, TINY)
     return str(path)
+
+
+# The real data in shared/data/, beside the project root (CI has it there too).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+NATOPS_NPZ = SHARED_DATA / "natops" / "natops.npz"
+NATOPS_LAYOUT = SHARED_DATA / "natops" / "natops_layout.json"

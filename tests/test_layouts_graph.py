@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import NATOPS_LAYOUT  # noqa: E402
 
 from mcc.graph import hop_distance, normalize_digraph, parents, spatial_partition
 from mcc.layouts import BUILTIN, NTU25, OPENPOSE18, Layout, get_layout, layout_from_dict
-
-NATOPS_LAYOUT = Path("/work/shared/data/natops/natops_layout.json")
 
 
 def chain(n: int, center: int = 0) -> Layout:

@@ -1,12 +1,13 @@
 import pytest
 import torch
+from conftest import NATOPS_LAYOUT
 
 from mcc.config import PretrainConfig, apply_overrides
 from mcc.layouts import NTU25, OPENPOSE18, get_layout
 from mcc.model import MCC
 from mcc.models import STGCN, Classifier, InterpolationDecoder
 
-NATOPS = "../shared/data/natops/natops_layout.json"
+NATOPS = str(NATOPS_LAYOUT)
 
 
 @pytest.mark.parametrize("layout", [NTU25, OPENPOSE18, get_layout(NATOPS)], ids=lambda x: x.name)

@@ -18,8 +18,9 @@ from mcc.npz import DataImportError, import_npz
 from mcc.shards import MANIFEST, Sample, ShardWriter, load_samples, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
-NATOPS = Path("/work/shared/data/natops/natops.npz")
-NATOPS_LAYOUT = Path("/work/shared/data/natops/natops_layout.json")
+from conftest import NATOPS_LAYOUT, NATOPS_NPZ  # noqa: E402
+
+NATOPS = NATOPS_NPZ
 COLUMNS = [
     "sample_id",
     "label",
