@@ -49,8 +49,9 @@ class MCC(nn.Module):
         """Online path on a stack of clips (N, C, T, V, M): embeddings (N, D) and, for the first
         n_decode clips, the decoder's prediction (n_decode, C_coord, T', V, M)."""
         fmap = self.encoder.forward_features(x)
-        z = self.head(self.encoder.pool(fmap))
-        pred = self.decoder(fmap[:n_decode]) if n_decode else None
+        present = self.encoder.present_bodies(x)
+        z = self.head(self.encoder.pool(fmap, present))
+        pred = self.decoder(fmap[:n_decode], present[:n_decode]) if n_decode else None
         return z, pred
 
     def online_parameters(self):

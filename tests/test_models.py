@@ -57,3 +57,16 @@ def test_mcc_builds_only_weighted_parts():
     # the key encoder is never among the optimised parameters
     names = {id(p) for p in full.key_encoder.parameters()}
     assert not names & {id(p) for p in full.online_parameters()}
+
+
+def test_zero_padded_bodies_stay_out_of_the_network():
+    """A padded (all-zero) second body changes neither the features nor the batch-norm
+    statistics: the pooled features equal those of the one-body input, in training mode."""
+    torch.manual_seed(0)
+    enc = STGCN(NTU25, width=0.125)
+    one = torch.randn(4, 3, 32, 25, 1)
+    padded = torch.cat([one, torch.zeros_like(one)], dim=4)
+    enc.train()
+    torch.testing.assert_close(enc(padded), enc(one))
+    fmap = enc.forward_features(padded)
+    assert fmap[:, 1].abs().sum() == 0

@@ -45,12 +45,19 @@ class InterpolationDecoder(nn.Module):
         self.upsample = nn.ConvTranspose2d(c2, out_channels, (factor, 1), (factor, 1))
         self.in_frames, self.out_frames = in_frames, out_frames
 
-    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+    def forward(self, fmap: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """present (N, M) bool: decode only those bodies (absent ones predict 0), so that
+        padding stays out of the batch-norm statistics, as in the encoder."""
         n, m, c, t, v = fmap.shape
         if t != self.in_frames:
             raise ValueError(f"decoder expects {self.in_frames} time steps, got {t}")
-        x = fmap.reshape(n * m, c, t, v)
+        keep = torch.ones(n * m, dtype=torch.bool, device=fmap.device)
+        if present is not None and present.any():
+            keep = present.reshape(n * m)
+        x = fmap.reshape(n * m, c, t, v)[keep]
         for block in self.blocks:
             x = block(x, self.adjacency)
-        x = self.upsample(x)  # (N*M, C_out, out_frames, V)
-        return x.view(n, m, *x.shape[1:]).permute(0, 2, 3, 4, 1).contiguous()
+        x = self.upsample(x)  # (bodies, C_out, out_frames, V)
+        out = x.new_zeros(n * m, *x.shape[1:])
+        out[keep] = x
+        return out.view(n, m, *x.shape[1:]).permute(0, 2, 3, 4, 1).contiguous()

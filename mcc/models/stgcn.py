@@ -60,18 +60,35 @@ class STGCN(nn.Module):
                 f"ST-GCN on layout {self.layout.name} expects (N, {self.in_channels}, T, "
                 f"{self.layout.num_joints}, M) input, got {tuple(x.shape)}"
             )
-        x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
+        present = self.present_bodies(x).reshape(n * m)
+        if not present.any():
+            present = torch.ones_like(present)
+        x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)[present]
+        # Only present bodies go through the network: zero-padded bodies would enter every
+        # batch norm's statistics as a constant group (docs/method.md); their features are 0.
         x = self.data_bn(x)
-        x = x.view(n * m, v, c, t).permute(0, 2, 3, 1).contiguous()  # (N*M, C, T, V)
+        x = x.view(-1, v, c, t).permute(0, 2, 3, 1).contiguous()  # (bodies, C, T, V)
         for block, importance in zip(self.blocks, self.edge_importance):
             x = block(x, self.adjacency * importance)
-        _, c2, t2, _ = x.shape
-        return x.view(n, m, c2, t2, v)
+        out = x.new_zeros(n * m, *x.shape[1:])
+        out[present] = x
+        return out.view(n, m, *x.shape[1:])
 
     @staticmethod
-    def pool(fmap: torch.Tensor) -> torch.Tensor:
-        """(N, M, C, T, V) -> (N, C): mean over time, joints, then persons."""
-        return fmap.mean(dim=(3, 4)).mean(dim=1)
+    def present_bodies(x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, V, M) input -> (N, M) bool: bodies that are not all zeros (padding)."""
+        return x.abs().sum(dim=(1, 2, 3)) > 0
+
+    @staticmethod
+    def pool(fmap: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, M, C, T, V) -> (N, C): mean over time and joints, then over the present
+        persons (all persons when `present` is None or a sample has none)."""
+        per_body = fmap.mean(dim=(3, 4))
+        if present is None:
+            return per_body.mean(dim=1)
+        w = present.to(per_body.dtype)
+        w = torch.where(w.sum(dim=1, keepdim=True) > 0, w, torch.ones_like(w))
+        return (per_body * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.forward_features(x))
+        return self.pool(self.forward_features(x), self.present_bodies(x))
