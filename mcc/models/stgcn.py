@@ -2,7 +2,8 @@
 
 10 blocks of 64, 64, 64, 64, 128, 128, 128, 256, 256, 256 channels (times `width`),
 temporal kernel 9, stride 2 at blocks 5 and 8, data batch-norm over (joints x channels),
-learnable edge importance, global average pooling over time, joints and persons.
+learnable edge importance, global average pooling over time, joints and the persons present
+(zero-padded bodies are skipped).
 """
 
 from __future__ import annotations
