@@ -297,7 +297,7 @@ def pretrain(
                 bar.set_postfix(loss=f"{out_terms['loss']:.3f}")
         sched.step()
         dt = time.time() - t0
-        clips_per_epoch = steps * cfg.optim.batch_size * (1 + ("positive" in batch))
+        clips_per_epoch = steps * cfg.optim.batch_size * (1 + (cfg.sampling.positive == "speed"))
         last = {
             "epoch": epoch,
             **{k: v / steps for k, v in sums.items()},

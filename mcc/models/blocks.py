@@ -75,3 +75,11 @@ class STBlock(nn.Module):
     def forward(self, x: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         res = 0 if self.residual is None else self.residual(x)
         return self.relu(self.tcn(self.gcn(x, adjacency)) + res)
+
+
+def scatter_rows(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Put the rows computed for `keep` (bool, len R) back into R rows, zeros elsewhere:
+    zero-padded bodies skip the network and get zero outputs."""
+    out = x.new_zeros(keep.shape[0], *x.shape[1:])
+    out[keep] = x
+    return out

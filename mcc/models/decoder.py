@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mcc.models.blocks import STBlock
+from mcc.models.blocks import STBlock, scatter_rows
 
 
 class InterpolationDecoder(nn.Module):
@@ -58,6 +58,5 @@ class InterpolationDecoder(nn.Module):
         for block in self.blocks:
             x = block(x, self.adjacency)
         x = self.upsample(x)  # (bodies, C_out, out_frames, V)
-        out = x.new_zeros(n * m, *x.shape[1:])
-        out[keep] = x
+        out = scatter_rows(x, keep)
         return out.view(n, m, *x.shape[1:]).permute(0, 2, 3, 4, 1).contiguous()

@@ -13,7 +13,7 @@ from torch import nn
 
 from mcc.graph import spatial_partition
 from mcc.layouts import Layout
-from mcc.models.blocks import STBlock
+from mcc.models.blocks import STBlock, scatter_rows
 
 CHANNELS = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
 STRIDES = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1)
@@ -71,9 +71,7 @@ class STGCN(nn.Module):
         x = x.view(-1, v, c, t).permute(0, 2, 3, 1).contiguous()  # (bodies, C, T, V)
         for block, importance in zip(self.blocks, self.edge_importance):
             x = block(x, self.adjacency * importance)
-        out = x.new_zeros(n * m, *x.shape[1:])
-        out[present] = x
-        return out.view(n, m, *x.shape[1:])
+        return scatter_rows(x, present).view(n, m, *x.shape[1:])
 
     @staticmethod
     def present_bodies(x: torch.Tensor) -> torch.Tensor:
