@@ -7,8 +7,10 @@ selection never sees the test split (design.md, "Downstream").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from mcc.config import ConfigError, DataConfig
 from mcc.sampling import normalize
@@ -23,20 +25,47 @@ class Splits:
     test: list[Sample]
 
 
-def per_class_subset(
-    samples: list[Sample], fraction: float, seed: int, what: str = "fraction"
-) -> list[Sample]:
-    """Per class, round(fraction * class count) samples (at least 1), seeded; in input order."""
+def per_class_indices(labels, fraction: float, seed: int, what: str = "fraction") -> list[int]:
+    """Per class, round(fraction * class count) positions (at least 1), seeded; sorted."""
     if not 0 < fraction <= 1:
         raise ConfigError(f"{what}={fraction} must be in (0, 1]")
     rng = np.random.default_rng(seed)
-    labels = np.array([s.label for s in samples])
+    labels = np.asarray(labels)
     keep = []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         n = max(1, int(round(fraction * len(idx))))
         keep += rng.choice(idx, size=n, replace=False).tolist()
-    return [samples[i] for i in sorted(keep)]
+    return sorted(keep)
+
+
+def per_class_subset(
+    samples: list[Sample], fraction: float, seed: int, what: str = "fraction"
+) -> list[Sample]:
+    """Per class, round(fraction * class count) samples (at least 1), seeded; in input order."""
+    return [samples[i] for i in per_class_indices([s.label for s in samples], fraction, seed, what)]
+
+
+def train_ids(cfg: DataConfig) -> list[str]:
+    """Sample ids of the pretraining split (train minus the validation carve), in the order
+    `load_splits(cfg).train` has them, read from the metadata columns only: the index of an id
+    in this list is the sample's index everywhere in training (batch plan, queue ids)."""
+    root = Path(cfg.path)
+    manifest = read_manifest(root)
+    ids: list[str] = []
+    labels: list[int] = []
+    for shard in manifest.shards:
+        t = pq.read_table(
+            root / shard, columns=["sample_id", "label"], filters=[("split", "=", "train")]
+        )
+        ids += t.column("sample_id").to_pylist()
+        labels += t.column("label").to_pylist()
+    if not ids:
+        raise ConfigError(f"dataset {cfg.path} has no 'train' split")
+    if cfg.val_fraction > 0:
+        val = set(per_class_indices(labels, cfg.val_fraction, cfg.val_seed, "data.val_fraction"))
+        ids = [s for i, s in enumerate(ids) if i not in val]
+    return ids
 
 
 def load_splits(cfg: DataConfig) -> Splits:

@@ -38,22 +38,61 @@ def to_model_layout(x: np.ndarray) -> np.ndarray:
     return np.moveaxis(x, (-4, -1), (-1, -4))
 
 
-def collate_views(views: list[dict], bodies: int, ids: list[int]) -> dict[str, torch.Tensor]:
-    """Stack per-sample views into model-layout tensors; ids become a long tensor."""
-    batch = {}
-    for key in views[0]:
-        if key == "wrapped":
-            batch[key] = torch.tensor(sum(int(v[key]) for v in views))
-            continue
-        arr = np.stack([pad_bodies(v[key], bodies) for v in views])
-        batch[key] = torch.from_numpy(np.ascontiguousarray(to_model_layout(arr)))
-    batch["ids"] = torch.tensor(ids, dtype=torch.long)
+def view_arrays(
+    seq: np.ndarray, index: int, cfg: PretrainConfig, epoch: int, bodies: int, coords
+) -> dict[str, np.ndarray]:
+    """The MCC views of one training sample in one epoch, padded to `bodies` persons and in
+    model layout (C, T, V, M); `wrapped` is a count. The randomness is seeded by (seed, epoch,
+    sample index) alone, so a sample's views do not depend on which worker draws them or in
+    which order: the single-process loop and the Ray Data stage produce the same arrays."""
+    rng = np.random.default_rng([cfg.seed, epoch, index])
+    views = mcc_views(seq, rng, cfg.sampling, cfg.loss, coords)
+    out = {
+        k: np.ascontiguousarray(to_model_layout(pad_bodies(v, bodies)))
+        for k, v in views.items()
+        if k != "wrapped"
+    }
+    out["wrapped"] = np.int64(views["wrapped"])
+    return out
+
+
+def collate_views(views: list[dict], ids) -> dict[str, torch.Tensor]:
+    """Stack per-sample view arrays (from `view_arrays`) into one batch of tensors."""
+    return batch_tensors({k: np.stack([v[k] for v in views]) for k in views[0]}, ids)
+
+
+def batch_tensors(arrays: dict[str, np.ndarray], ids) -> dict[str, torch.Tensor]:
+    """Stacked view arrays -> the batch `training_step` takes (`wrapped` summed, ids long)."""
+    batch = {
+        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+        for k, v in arrays.items()
+        if k not in ("wrapped", "index")
+    }
+    batch["wrapped"] = torch.tensor(int(np.sum(arrays["wrapped"])))
+    batch["ids"] = torch.as_tensor(np.asarray(ids), dtype=torch.long)
     return batch
 
 
-def epoch_seed(seed: int, epoch: int, rank: int = 0) -> list[int]:
-    """Seed material of one epoch on one worker: reproducible, distinct per (epoch, rank)."""
-    return [seed, epoch, rank]
+def epoch_plan(num_samples: int, cfg: PretrainConfig, epoch: int, world_size: int = 1):
+    """Which training samples each worker sees in `epoch`, in batch order: (world_size,
+    steps * batch_size) sample indices. One permutation seeded by (seed, epoch) is shared by
+    all workers; step s gives worker r the slots [s * B * W + r * B, ... + B). The remainder
+    that does not fill a step is dropped."""
+    bs = cfg.optim.batch_size
+    per_step = bs * world_size
+    if num_samples < per_step:
+        raise ConfigError(
+            f"{num_samples} training samples are fewer than one step's batch "
+            f"(optim.batch_size={bs} x {world_size} workers)"
+        )
+    steps = num_samples // per_step
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(num_samples)
+    return (
+        order[: steps * per_step]
+        .reshape(steps, world_size, bs)
+        .transpose(1, 0, 2)
+        .reshape(world_size, steps * bs)
+    )
 
 
 def pretrain_batches(
@@ -65,21 +104,13 @@ def pretrain_batches(
     rank: int = 0,
     world_size: int = 1,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """One epoch of MCC batches. The order is a permutation shared by all ranks (seed, epoch);
-    each rank takes every world_size-th batch slot; clip sampling is seeded per rank."""
+    """One epoch of MCC batches for worker `rank` (see `epoch_plan` and `view_arrays`)."""
+    plan = epoch_plan(len(samples), cfg, epoch, world_size)[rank]
     bs = cfg.optim.batch_size
-    per_step = bs * world_size
-    if len(samples) < per_step:
-        raise ConfigError(
-            f"{len(samples)} training samples are fewer than one step's batch "
-            f"(optim.batch_size={bs} x {world_size} workers)"
-        )
-    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(samples))
-    rng = np.random.default_rng(epoch_seed(cfg.seed, epoch, rank))
-    for step in range(len(samples) // per_step):
-        idx = order[step * per_step + rank * bs : step * per_step + (rank + 1) * bs]
-        views = [mcc_views(samples[i].joints, rng, cfg.sampling, cfg.loss, coords) for i in idx]
-        yield collate_views(views, bodies, idx.tolist())
+    for b in range(0, len(plan), bs):
+        idx = plan[b : b + bs]
+        views = [view_arrays(samples[i].joints, i, cfg, epoch, bodies, coords) for i in idx]
+        yield collate_views(views, idx)
 
 
 def training_step(
@@ -213,6 +244,99 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path / "tb"))
 
 
+def build_training(cfg: PretrainConfig, layout):
+    """The MCC model, its optimiser and LR schedule, freshly initialised from torch's RNG."""
+    model = MCC(cfg, layout)
+    opt, sched = make_optimizer(model.online_parameters(), cfg.optim)
+    return model, opt, sched
+
+
+def training_state(cfg: PretrainConfig, layout, bodies: int, epoch: int, model, opt, sched):
+    """The full training state after `epoch` (-1: untrained): what a checkpoint holds."""
+    return {
+        "kind": "pretrain",
+        "config": to_dict(cfg),
+        "layout": layout.to_json(),
+        "max_bodies": bodies,
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng": rng_state(),
+    }
+
+
+def restore_training(state: dict, cfg: PretrainConfig, model, opt, sched, source: str) -> int:
+    """Load a `training_state` into fresh parts; returns the first epoch still to run."""
+    if from_dict(PretrainConfig, state["config"]) != cfg:
+        raise CheckpointError(
+            f"{source} was written with another config; resume with the same --set values"
+        )
+    load_module(model, state["model"], f"checkpoint {source}")
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    return state["epoch"] + 1
+
+
+def run_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched,
+    batches,
+    cfg: PretrainConfig,
+    epoch: int,
+    gather: Callable[[torch.Tensor], torch.Tensor] = identity,
+    bn_mode: str = "per-worker",
+    total: Callable[[dict[str, float]], dict[str, float]] | None = None,
+    progress: bool = False,
+    steps: int | None = None,
+) -> dict:
+    """One epoch of `training_step` over `batches`, then one LR-schedule step. Returns the
+    epoch's metrics: the mean of each loss term, lr, the share of looped clips, time and
+    throughput. `total` sums the per-worker tallies over workers (DDP), so the means and
+    clips/s are global. `steps` only sizes the progress bar."""
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: seeded per epoch
+    t0 = time.time()
+    tally: dict[str, float] = {"steps": 0.0, "clips": 0.0, "wrapped": 0.0, "drawn": 0.0}
+    bar = _progress(batches, steps, f"epoch {epoch + 1}/{cfg.optim.epochs}", progress)
+    per_sample = 1 + (cfg.sampling.positive == "speed")  # clips that can loop
+    for batch in bar:
+        terms = training_step(model, batch, opt, cfg, gather=gather, bn_mode=bn_mode)
+        n = batch["anchor"].shape[0]
+        tally["steps"] += 1
+        tally["clips"] += 3 * n
+        tally["wrapped"] += int(batch["wrapped"])
+        tally["drawn"] += per_sample * n
+        for k, v in terms.items():
+            tally[k] = tally.get(k, 0.0) + v
+        if progress:
+            bar.set_postfix(loss=f"{terms['loss']:.3f}")
+    sched.step()
+    if total is not None:
+        tally = total(tally)
+    dt = time.time() - t0
+    steps_done = max(1.0, tally.pop("steps"))
+    clips, wrapped, drawn = tally.pop("clips"), tally.pop("wrapped"), tally.pop("drawn")
+    return {
+        "epoch": epoch,
+        **{k: v / steps_done for k, v in tally.items()},
+        "lr": opt.param_groups[0]["lr"],
+        "wrapped_fraction": wrapped / max(1.0, drawn),
+        "epoch_time_s": round(dt, 3),
+        "clips_per_s": round(clips / dt, 2),
+    }
+
+
+def epoch_line(m: dict, epochs: int) -> str:
+    """One printed line per epoch."""
+    terms = "  ".join(f"{k} {m[k]:.4f}" for k in ("triplet", "nce", "interp") if k in m)
+    return (
+        f"epoch {m['epoch'] + 1}/{epochs}  loss {m.get('loss', 0):.4f}  {terms}  "
+        f"({m['epoch_time_s']:.1f}s)"
+    )
+
+
 def pretrain(
     cfg: PretrainConfig,
     out: str | Path,
@@ -243,87 +367,37 @@ def pretrain(
             f"queue holds several keys per sample (own stale keys are masked)",
             stacklevel=2,
         )
-    model = MCC(cfg, layout)
-    opt, sched = make_optimizer(model.online_parameters(), cfg.optim)
+    model, opt, sched = build_training(cfg, layout)
     start = 0
     if resume and run.checkpoint.exists():
-        state = load_checkpoint(run.checkpoint)
-        saved = from_dict(PretrainConfig, state["config"])
-        if saved != cfg:
-            raise CheckpointError(
-                f"{run.checkpoint} was written with another config; resume "
-                f"with the same --set values"
-            )
-        load_module(model, state["model"], f"checkpoint {run.checkpoint}")
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        start = state["epoch"] + 1
-        print(f"resuming {run.path} after epoch {state['epoch'] + 1}/{cfg.optim.epochs}")
+        start = restore_training(
+            load_checkpoint(run.checkpoint), cfg, model, opt, sched, str(run.checkpoint)
+        )
+        print(f"resuming {run.path} after epoch {start}/{cfg.optim.epochs}")
     run.write_config(to_dict(cfg))
     run.truncate_metrics(start)
 
-    def save(epoch: int) -> None:
-        """The full training state after `epoch` (-1: untrained), written atomically."""
-        state = {
-            "kind": "pretrain",
-            "config": to_dict(cfg),
-            "layout": layout.to_json(),
-            "max_bodies": bodies,
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "rng": rng_state(),
-        }
-        save_checkpoint(run.checkpoint, state)
-
     tb = _tensorboard(run.path)
     coords = layout.coord_channels
-    steps = len(train) // cfg.optim.batch_size
     for epoch in range(start, cfg.optim.epochs):
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: seeded per epoch
-        t0 = time.time()
-        sums: dict[str, float] = {}
-        wrapped = 0
         batches = pretrain_batches(train, cfg, epoch, bodies, coords)
-        bar = _progress(batches, steps, f"epoch {epoch + 1}/{cfg.optim.epochs}", progress)
-        for batch in bar:
-            out_terms = training_step(model, batch, opt, cfg)
-            wrapped += int(batch["wrapped"])
-            for k, v in out_terms.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if progress:
-                bar.set_postfix(loss=f"{out_terms['loss']:.3f}")
-        sched.step()
-        dt = time.time() - t0
-        clips_per_epoch = steps * cfg.optim.batch_size * (1 + (cfg.sampling.positive == "speed"))
-        last = {
-            "epoch": epoch,
-            **{k: v / steps for k, v in sums.items()},
-            "lr": opt.param_groups[0]["lr"],
-            "wrapped_fraction": wrapped / max(1, clips_per_epoch),
-            "epoch_time_s": round(dt, 3),
-            "clips_per_s": round(3 * steps * cfg.optim.batch_size / dt, 2),
-        }
+        steps = len(train) // cfg.optim.batch_size
+        last = run_epoch(model, opt, sched, batches, cfg, epoch, progress=progress, steps=steps)
         run.log(last)
         if tb is not None:
             for k, v in last.items():
                 if k != "epoch":
                     tb.add_scalar(f"pretrain/{k}", v, epoch)
-        save(epoch)
-        print(
-            f"epoch {epoch + 1}/{cfg.optim.epochs}  loss {last.get('loss', 0):.4f}  "
-            + "  ".join(f"{k} {last[k]:.4f}" for k in ("triplet", "nce", "interp") if k in last)
-            + f"  ({dt:.1f}s)",
-            flush=True,
+        save_checkpoint(
+            run.checkpoint, training_state(cfg, layout, bodies, epoch, model, opt, sched)
         )
+        print(epoch_line(last, cfg.optim.epochs), flush=True)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return {"stopped_after_epoch": epoch}
     if tb is not None:
         tb.close()
     if not run.checkpoint.exists():  # epochs=0: an untrained encoder, still a valid checkpoint
-        save(-1)
+        save_checkpoint(run.checkpoint, training_state(cfg, layout, bodies, -1, model, opt, sched))
     history = run.metrics()
     result = {
         "kind": "pretrain",

@@ -1,0 +1,115 @@
+"""Joining or starting Ray, and checking that a run fits the cluster before it starts.
+
+One rule for every entry point (docs/ray-notes in shared docs, "ray job submit"): with an
+address (`--address auto`, an explicit one, or RAY_ADDRESS, which a `ray job submit` job has)
+connect to that cluster; otherwise start a local Ray sized to this machine. A local Ray gets
+the repository on PYTHONPATH, so its workers import `mcc` and `tune` from a plain checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import ray
+
+from mcc.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Quieter logs; set only where the user has not set them.
+QUIET = {
+    "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1",
+}
+
+# A trial driver (a Tune trial that builds a TorchTrainer) holds this instead of a CPU, so
+# the CPUs go to Train workers and Ray Data (shared docs/ray-notes.md, "two hangs").
+TRIAL_DRIVER = "trial_driver"
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> str:
+    """Connect to `address` / RAY_ADDRESS, or start a local Ray. Returns a description."""
+    for k, v in QUIET.items():
+        os.environ.setdefault(k, v)
+    if ray.is_initialized():
+        return "the Ray session already running in this process"
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level="WARNING")
+        return f"the Ray cluster at {address}"
+    cpus = num_cpus or os.cpu_count() or 1
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(
+        num_cpus=cpus,
+        resources={TRIAL_DRIVER: 8},
+        runtime_env={"env_vars": {"PYTHONPATH": path, **{k: os.environ[k] for k in QUIET}}},
+        logging_level="WARNING",
+    )
+    return f"a local Ray with {cpus} CPUs"
+
+
+def alive_nodes() -> list[dict]:
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def plan_resources(
+    num_workers: int, cpus_per_worker: float, use_gpu: bool, sampling: str = "auto"
+) -> tuple[str, float]:
+    """Check that the Train workers fit the cluster and decide where sampling runs.
+
+    Returns (sampling, data_cpus). Ray Data tasks need CPUs the workers do not hold: if at
+    least one CPU is left after the workers, sampling runs in Ray Data tasks of up to one CPU
+    each; if not (e.g. 2 workers x 1 CPU on a 2-CPU machine), the tasks would wait forever
+    for a CPU, so each worker samples its own batches in-process with the same functions.
+    Raises ConfigError at once when the workers cannot be placed, instead of waiting.
+    """
+    if num_workers < 1:
+        raise ConfigError(f"--num-workers={num_workers}: need at least 1")
+    if cpus_per_worker <= 0:
+        raise ConfigError(f"--cpus-per-worker={cpus_per_worker}: must be > 0")
+    nodes = alive_nodes()
+    node_cpus = [n["Resources"].get("CPU", 0.0) for n in nodes]
+    total = sum(node_cpus)
+    need = num_workers * cpus_per_worker
+    if need > total or cpus_per_worker > max(node_cpus, default=0):
+        raise ConfigError(
+            f"--num-workers={num_workers} x --cpus-per-worker={cpus_per_worker} does not fit: "
+            f"the cluster has {total:g} CPUs on {len(nodes)} node(s), at most "
+            f"{max(node_cpus, default=0):g} on one node"
+        )
+    if use_gpu:
+        gpus = sum(n["Resources"].get("GPU", 0.0) for n in nodes)
+        if gpus < num_workers:
+            raise ConfigError(
+                f"--use-gpu with {num_workers} workers, but the cluster has {gpus:g} GPUs"
+            )
+    free = total - need
+    if sampling == "auto":
+        sampling = "ray-data" if free >= 1 else "worker"
+    if sampling == "ray-data" and free <= 0:
+        raise ConfigError(
+            f"--sampling=ray-data needs a CPU the workers do not hold; the workers take all "
+            f"{total:g}. Use fewer workers, --cpus-per-worker below {total / num_workers:g}, "
+            f"or --sampling=worker"
+        )
+    if sampling not in ("ray-data", "worker"):
+        raise ConfigError(f"--sampling={sampling!r}: choose auto, ray-data or worker")
+    return sampling, min(1.0, free) if sampling == "ray-data" else 0.0
+
+
+def check_storage(storage_path: str) -> None:
+    """Warn when a local folder is the storage of a multi-node run: every node must reach it."""
+    nodes = alive_nodes()
+    if "://" not in storage_path and len(nodes) > 1:
+        warnings.warn(
+            f"storage path {storage_path} is a local folder and the cluster has {len(nodes)} "
+            f"nodes: checkpoints are written by the worker's node and read back by others, so "
+            f"every node must see this folder at the same path (NFS or another shared mount). "
+            f"Otherwise pass --storage-path s3://..., gs://... or another URI all nodes reach.",
+            stacklevel=2,
+        )

@@ -1,0 +1,167 @@
+"""Ray Data: a prepared dataset's Parquet shards streamed through MCC's sampling.
+
+Two stages. `read_train` reads the shards once, keeps the pretraining split (train minus the
+validation carve, `mcc.data.train_ids`) and numbers each row with its sample index; the result
+is materialized in the object store, so later epochs do not re-read Parquet. `epoch_batches`
+then runs one epoch for one worker:
+
+    rows of this worker (mcc.train.epoch_plan)  ->  sort by batch position
+        ->  map_batches(mcc.train.view_arrays)  ->  batches of anchor/positive/negative/targets
+
+The order and the split come from the same `epoch_plan` as the single-process trainer, and each
+sample's views are seeded by (seed, epoch, sample index), so a Ray run sees exactly the batches
+of `python -m mcc pretrain` with the same seed. The per-epoch shuffle is the sort: a seeded
+permutation, different every epoch, identical on every run.
+
+`worker_batches` is the fallback when no CPU is left for Ray Data tasks (every CPU taken by
+Train workers): the worker pulls its rows from the materialized dataset (no tasks needed) and
+samples in-process with the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import ray
+import torch
+
+from mcc.config import PretrainConfig
+from mcc.data import train_ids
+from mcc.layouts import Layout
+from mcc.sampling import normalize
+from mcc.shards import Sample, read_manifest
+from mcc.train import batch_tensors, epoch_plan, pretrain_batches, view_arrays
+
+SHAPE = ["bodies", "frames", "joints", "channels"]
+
+
+def shard_files(path: str) -> list[str]:
+    from pathlib import Path
+
+    root = Path(path).resolve()
+    return [str(root / s) for s in read_manifest(root).shards]
+
+
+def _number_train_rows(table: pa.Table, index: dict[str, int]) -> pa.Table:
+    ids = table.column("sample_id").to_pylist()
+    pos = np.array([index.get(s, -1) for s in ids], dtype=np.int64)
+    keep = pos >= 0
+    out = table.drop(["sample_id"]).filter(pa.array(keep))
+    return out.append_column("index", pa.array(pos[keep]))
+
+
+def read_train(cfg: PretrainConfig) -> tuple[ray.data.Dataset, int]:
+    """The pretraining split as a materialized dataset with an `index` column; its size."""
+    ids = train_ids(cfg.data)
+    index = {s: i for i, s in enumerate(ids)}
+    ds = (
+        ray.data.read_parquet(shard_files(cfg.data.path))
+        .select_columns(["sample_id", *SHAPE, "data"])
+        .map_batches(_number_train_rows, fn_kwargs={"index": index}, batch_format="pyarrow")
+        .materialize()
+    )
+    return ds, len(ids)
+
+
+def _decode(row_shape, flat: np.ndarray) -> np.ndarray:
+    return np.asarray(flat, dtype=np.float32).reshape(tuple(int(x) for x in row_shape))
+
+
+def _select_rows(table: pa.Table, position: np.ndarray) -> pa.Table:
+    """Keep this worker's rows of the epoch, with their position in its batch order."""
+    pos = position[table.column("index").to_numpy()]
+    keep = pos >= 0
+    return table.filter(pa.array(keep)).append_column("pos", pa.array(pos[keep]))
+
+
+class SampleViews:
+    """map_batches function: raw rows -> the MCC views of `mcc.train.view_arrays`."""
+
+    def __init__(self, cfg: PretrainConfig, layout: Layout, bodies: int, epoch: int) -> None:
+        self.cfg, self.layout, self.bodies, self.epoch = cfg, layout, bodies, epoch
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        views = []
+        for i in range(len(batch["index"])):
+            shape = [batch[k][i] for k in SHAPE]
+            seq = normalize(_decode(shape, batch["data"][i]), self.layout, self.cfg.data.normalize)
+            views.append(
+                view_arrays(
+                    seq,
+                    int(batch["index"][i]),
+                    self.cfg,
+                    self.epoch,
+                    self.bodies,
+                    self.layout.coord_channels,
+                )
+            )
+        out = {k: np.stack([v[k] for v in views]) for k in views[0]}
+        out["index"] = np.asarray(batch["index"], dtype=np.int64)
+        return out
+
+
+def epoch_batches(
+    raw: ray.data.Dataset,
+    num_samples: int,
+    cfg: PretrainConfig,
+    layout: Layout,
+    bodies: int,
+    epoch: int,
+    rank: int,
+    world_size: int,
+    data_cpus: float = 1.0,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch of batches for worker `rank`, sampled by Ray Data tasks."""
+    plan = epoch_plan(num_samples, cfg, epoch, world_size)[rank]
+    position = np.full(num_samples, -1, dtype=np.int64)
+    position[plan] = np.arange(len(plan))
+    remote = {"num_cpus": data_cpus}
+    ds = (
+        raw.map_batches(
+            _select_rows,
+            fn_kwargs={"position": position},
+            batch_format="pyarrow",
+            **remote,
+        )
+        .sort("pos")
+        .map_batches(
+            SampleViews(cfg, layout, bodies, epoch),
+            batch_format="numpy",
+            batch_size=cfg.optim.batch_size,
+            **remote,
+        )
+    )
+    # The sort is the shuffle: keep its order. Set on this dataset's own context: a dataset
+    # carries the context it was created with (here the driver's, pickled to the worker).
+    ds.context.execution_options.preserve_order = True
+    for b in ds.iter_batches(
+        batch_size=cfg.optim.batch_size, batch_format="numpy", drop_last=False, prefetch_batches=2
+    ):
+        yield batch_tensors(b, b["index"])
+
+
+def local_samples(raw: ray.data.Dataset, num_samples: int, cfg: PretrainConfig, layout: Layout):
+    """All pretraining samples in index order, pulled from the materialized dataset into this
+    process and normalised (the fallback path; small datasets only)."""
+    out: list[Sample | None] = [None] * num_samples
+    for b in raw.iter_batches(batch_format="numpy", batch_size=256):
+        for i in range(len(b["index"])):
+            seq = _decode([b[k][i] for k in SHAPE], b["data"][i])
+            idx = int(b["index"][i])
+            out[idx] = Sample(str(idx), -1, "train", normalize(seq, layout, cfg.data.normalize))
+    return out
+
+
+def worker_batches(
+    samples: list[Sample],
+    cfg: PretrainConfig,
+    layout: Layout,
+    bodies: int,
+    epoch: int,
+    rank: int,
+    world_size: int,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The same batches as `epoch_batches`, sampled in this process."""
+    return pretrain_batches(samples, cfg, epoch, bodies, layout.coord_channels, rank, world_size)

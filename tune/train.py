@@ -1,0 +1,251 @@
+"""One MCC pretraining (+ evaluation) on Ray: Ray Data sampling, Ray Train DDP workers.
+
+    python tune/train.py --data data/synthetic --out runs/ray1 [--preset small]
+        [--num-workers 1] [--cpus-per-worker 1] [--use-gpu] [--address auto]
+        [--max-failures 2] [--resume] [--set loss.tau=0.2 ...]
+
+Without --address (and without RAY_ADDRESS) a local Ray sized to this machine is started;
+`--address auto` joins a running cluster, as does `ray job submit ... -- python tune/train.py`.
+Ray Train checkpoints go to --storage-path (default OUT/ray; on several nodes use a path every
+node reaches). The run folder OUT then holds what `python -m mcc pretrain` writes
+(config.json, metrics.jsonl, checkpoint.pt, result.json) plus the evaluation in OUT/eval-*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python tune/train.py` from a checkout or a job's working dir
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pyarrow.fs
+
+from mcc import presets
+from mcc.checkpoint import CheckpointError, load_checkpoint
+from mcc.cli import SET_HELP
+from mcc.config import ConfigError, EvalConfig, PretrainConfig, apply_overrides, parse_set_args
+from mcc.runs import RunDir
+from mcc.shards import read_manifest
+
+RUN_NAME = "pretrain"
+
+
+def _has_checkpoint(storage_path: str, name: str) -> bool:
+    fs, root = pyarrow.fs.FileSystem.from_uri(storage_path)
+    info = fs.get_file_info(pyarrow.fs.FileSelector(f"{root}/{name}", allow_not_found=True))
+    return any(i.base_name.startswith("checkpoint_") for i in info)
+
+
+def _storage(storage_path: str | None, out: Path) -> str:
+    if storage_path is None:
+        return str(out / "ray")
+    if "://" in storage_path:
+        return storage_path
+    return str(Path(storage_path).expanduser().resolve())
+
+
+def run_pretraining(
+    cfg: PretrainConfig,
+    out: str | Path,
+    *,
+    num_workers: int = 1,
+    cpus_per_worker: float = 1,
+    use_gpu: bool = False,
+    storage_path: str | None = None,
+    bn_mode: str = "per-worker",
+    max_failures: int = 2,
+    resume: bool = False,
+    sampling: str = "auto",
+    placement: str = "PACK",
+    threads: int | None = None,
+    fault: dict | None = None,
+) -> dict:
+    """Pretrain on the connected Ray cluster; writes the run folder `out` (mcc's format).
+
+    A Ray Train checkpoint is written every epoch; a worker that dies is restarted from the
+    latest one (up to max_failures times), and resume=True continues a run whose whole job
+    was killed. `fault` is a test hook (tune.worker._fault).
+    """
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from mcc.config import to_dict
+    from tune.cluster import check_storage, plan_resources
+    from tune.data import read_train
+    from tune.worker import CHECKPOINT_FILE, train_loop
+
+    out = Path(out).resolve()
+    storage = _storage(storage_path, out)
+    if _has_checkpoint(storage, RUN_NAME) and not resume:
+        raise ConfigError(
+            f"{storage}/{RUN_NAME} already holds a run; pass --resume to continue it or choose "
+            f"another --out / --storage-path"
+        )
+    if bn_mode not in ("per-worker", "sync"):
+        raise ConfigError(f"--bn-mode={bn_mode!r}: choose per-worker or sync")
+    sampling, data_cpus = plan_resources(num_workers, cpus_per_worker, use_gpu, sampling)
+    check_storage(storage)
+    manifest = read_manifest(cfg.data.path)
+    run = RunDir(out)
+    run.write_config(to_dict(cfg))
+    t0 = time.time()
+    raw, n = read_train(cfg)
+    if n < cfg.optim.batch_size * num_workers:
+        raise ConfigError(
+            f"{n} training samples are fewer than one step's batch "
+            f"(optim.batch_size={cfg.optim.batch_size} x {num_workers} workers)"
+        )
+    print(
+        f"{n} training samples; {num_workers} worker(s) x {cpus_per_worker:g} CPU; "
+        f"sampling in {'Ray Data tasks' if sampling == 'ray-data' else 'the workers'}; "
+        f"checkpoints in {storage}/{RUN_NAME}",
+        flush=True,
+    )
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={
+            "cfg": to_dict(cfg),
+            "layout": manifest.layout.to_json(),
+            "bodies": manifest.max_bodies,
+            "raw": raw,
+            "num_samples": n,
+            "sampling": sampling,
+            "data_cpus": data_cpus,
+            "bn_mode": bn_mode,
+            "threads": threads or max(1, int(cpus_per_worker)),
+            "fault": fault,
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker},
+            placement_strategy=placement,
+        ),
+        run_config=ray.train.RunConfig(
+            name=RUN_NAME,
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise CheckpointError(f"the run in {storage}/{RUN_NAME} ended without a checkpoint")
+    with result.checkpoint.as_directory() as d:
+        shutil.copyfile(Path(d) / CHECKPOINT_FILE, run.checkpoint)
+    state = load_checkpoint(run.checkpoint)
+    run.truncate_metrics(0)
+    for m in state.get("history", []):
+        run.log(m)
+    history = run.metrics()
+    summary = {
+        "kind": "pretrain",
+        "runner": "ray-train",
+        "dataset": manifest.name,
+        "train_samples": n,
+        "epochs": cfg.optim.epochs,
+        "workers": num_workers,
+        "cpus_per_worker": cpus_per_worker,
+        "sampling": sampling,
+        "bn_mode": bn_mode,
+        "final": history[-1] if history else {},
+        "first_loss": history[0].get("loss") if history else None,
+        "checkpoint": str(run.checkpoint),
+        "ray_checkpoint": result.checkpoint.path,
+        "storage": f"{storage}/{RUN_NAME}",
+    }
+    return run.write_result(summary, cfg.seed, wall_time=round(time.time() - t0, 3))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python tune/train.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", required=True, help="prepared dataset folder (on a cluster: a "
+                   "path every node reaches)")  # fmt: skip
+    p.add_argument("--out", required=True, help="run folder (absolute under ray job submit)")
+    p.add_argument("--preset", choices=sorted(presets.PRETRAIN), default="small")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help=SET_HELP)
+    p.add_argument("--num-workers", type=int, default=1)
+    p.add_argument("--cpus-per-worker", type=float, default=1)
+    p.add_argument("--use-gpu", action="store_true")
+    p.add_argument("--bn-mode", choices=["per-worker", "sync"], default="per-worker",
+                   help="batch-norm statistics per worker, or synced across workers")  # fmt: skip
+    p.add_argument("--sampling", choices=["auto", "ray-data", "worker"], default="auto",
+                   help="where clips are sampled; auto: Ray Data tasks when a CPU is left "
+                   "after the workers, else in the workers")  # fmt: skip
+    p.add_argument("--spread", action="store_true", help="place workers on different nodes")
+    p.add_argument("--storage-path", help="Ray Train checkpoints (default OUT/ray); a shared "
+                   "folder or a URI such as s3://bucket/runs on several nodes")  # fmt: skip
+    p.add_argument("--max-failures", type=int, default=2, help="worker restarts from the "
+                   "latest checkpoint before the run fails")  # fmt: skip
+    p.add_argument("--resume", action="store_true", help="continue the run in --storage-path")
+    p.add_argument("--eval", choices=["knn", "finetune", "none"], default="knn",
+                   help="evaluation of the pretrained encoder afterwards (test split)")  # fmt: skip
+    p.add_argument("--address", help="Ray cluster address ('auto' for a running one); default: "
+                   "RAY_ADDRESS if set, else a local Ray")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        pre = apply_overrides(
+            PretrainConfig(),
+            {**presets.PRETRAIN[args.preset], "data.path": args.data, **parse_set_args(args.set)},
+        )
+        if not Path(args.out).is_absolute() and os.environ.get("RAY_JOB_SUBMISSION_ID"):
+            print(
+                f"warning: --out {args.out} is relative; a Ray job runs in a temporary copy of "
+                f"its working dir, so pass an absolute or shared path to keep the results",
+                file=sys.stderr,
+            )
+        from tune.cluster import connect
+
+        print(f"using {connect(args.address)}", flush=True)
+        res = run_pretraining(
+            pre,
+            args.out,
+            num_workers=args.num_workers,
+            cpus_per_worker=args.cpus_per_worker,
+            use_gpu=args.use_gpu,
+            storage_path=args.storage_path,
+            bn_mode=args.bn_mode,
+            max_failures=args.max_failures,
+            resume=args.resume,
+            sampling=args.sampling,
+            placement="SPREAD" if args.spread else "PACK",
+        )
+        final = res["final"]
+        print(f"pretrained {final.get('epoch', -1) + 1} epochs, final loss "
+              f"{final.get('loss', float('nan')):.4f}; run folder {args.out}")  # fmt: skip
+        if args.eval != "none":
+            from mcc.evaluate import evaluate
+
+            ev = apply_overrides(
+                EvalConfig(),
+                {**presets.EVALUATE[args.preset], "data.path": args.data,
+                 "data.normalize": pre.data.normalize, "protocol": args.eval,
+                 "seed": str(pre.seed)},
+            )  # fmt: skip
+            out = Path(args.out) / f"eval-{args.eval}"
+            r = evaluate(ev, res["checkpoint"], out, progress=not args.no_progress)
+            print(f"{args.eval} top-1 {r['top1']:.2f}  top-5 {r['top5']:.2f}  ({out})")
+            print(json.dumps({"top1": r["top1"], "top5": r["top5"]}))
+    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

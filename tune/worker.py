@@ -1,0 +1,147 @@
+"""The Ray Train worker: MCC pretraining under DDP, calling `mcc.train` unchanged.
+
+Every worker builds the same model from the same seed (DDP also broadcasts rank 0's weights),
+restores the latest Ray Train checkpoint if there is one, and runs `mcc.train.run_epoch` with
+ - the all-gather for keys, so every worker's queue receives the keys of all workers in the
+   same order and the queues stay identical (checked each epoch: `queue_spread`),
+ - the batch-norm mode (`per-worker`, or `sync` with SyncBatchNorm),
+ - a sum over workers of the epoch's tallies, so the reported loss is the global mean.
+Rank 0 writes the checkpoint (mcc's format, `checkpoint.pt`, plus the metrics of every epoch
+so far) and every rank reports.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from mcc.checkpoint import load_checkpoint, save_checkpoint
+from mcc.config import PretrainConfig, from_dict
+from mcc.layouts import layout_from_dict
+from mcc.train import (
+    build_training,
+    restore_training,
+    run_epoch,
+    seed_everything,
+    training_state,
+    use_bn_mode,
+)
+from tune.data import epoch_batches, local_samples, worker_batches
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def _all_gather(x: torch.Tensor) -> torch.Tensor:
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def _sum_over_workers(tally: dict[str, float]) -> dict[str, float]:
+    keys = sorted(tally)
+    t = torch.tensor([tally[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(t)
+    return dict(zip(keys, t.tolist()))
+
+
+def _queue_spread(net) -> float:
+    """Largest difference between this worker's queue and any other worker's (0: identical)."""
+    if net.queue is None or not dist.is_initialized():
+        return 0.0
+    q = torch.cat([net.queue.keys.flatten().double(), net.queue.ids.double()])
+    all_q = _all_gather(q.unsqueeze(0))
+    return float((all_q - all_q[0]).abs().max())
+
+
+def _to_device(batches, device):
+    for b in batches:
+        yield {k: v.to(device, non_blocking=True) for k, v in b.items()}
+
+
+def _fault(batches, fault: dict | None, epoch: int, rank: int):
+    """Test hook: SIGKILL this worker process once at (rank, epoch, step); a marker file makes
+    the restarted worker carry on."""
+    for step, b in enumerate(batches):
+        if (
+            fault
+            and (fault["rank"], fault["epoch"], fault["step"]) == (rank, epoch, step)
+            and not Path(fault["marker"]).exists()
+        ):
+            Path(fault["marker"]).write_text(f"killed rank {rank} epoch {epoch} step {step}\n")
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield b
+
+
+def train_loop(config: dict) -> None:
+    """Ray Train `train_loop_per_worker`. config: cfg (PretrainConfig as a dict), layout,
+    bodies, raw (the materialized dataset), num_samples, sampling ('ray-data' | 'worker'),
+    data_cpus, bn_mode, threads, fault (tests only)."""
+    cfg = from_dict(PretrainConfig, config["cfg"])
+    layout = layout_from_dict(config["layout"])
+    bodies = config["bodies"]
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    if config.get("threads"):
+        torch.set_num_threads(config["threads"])
+    device = ray.train.torch.get_device()
+
+    seed_everything(cfg.seed)
+    model, opt, sched = build_training(cfg, layout)
+    start, history = 0, []
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = load_checkpoint(Path(d) / CHECKPOINT_FILE)
+        start = restore_training(state, cfg, model, opt, sched, "the Ray Train checkpoint")
+        history = state.get("history", [])[:start]
+    model = use_bn_mode(model, config["bn_mode"]).to(device)
+    ddp = model
+    if world > 1:
+        # Buffers are not broadcast: the queue is kept identical by the all-gather, and
+        # per-worker batch-norm statistics are what bn_mode=per-worker means.
+        ddp = DistributedDataParallel(model, broadcast_buffers=False)
+    gather = _all_gather if world > 1 else (lambda x: x)
+    total = _sum_over_workers if world > 1 else None
+
+    raw, n = config["raw"], config["num_samples"]
+    samples = local_samples(raw, n, cfg, layout) if config["sampling"] == "worker" else None
+    steps = n // (cfg.optim.batch_size * world)
+    for epoch in range(start, cfg.optim.epochs):
+        if samples is not None:
+            batches = worker_batches(samples, cfg, layout, bodies, epoch, rank, world)
+        else:
+            batches = epoch_batches(
+                raw, n, cfg, layout, bodies, epoch, rank, world, config["data_cpus"]
+            )
+        batches = _to_device(_fault(batches, config.get("fault"), epoch, rank), device)
+        metrics = run_epoch(
+            ddp,
+            opt,
+            sched,
+            batches,
+            cfg,
+            epoch,
+            gather=gather,
+            bn_mode=config["bn_mode"],
+            total=total,
+            steps=steps,
+        )
+        metrics["queue_spread"] = _queue_spread(model)
+        metrics["workers"] = world
+        history.append(metrics)
+        with tempfile.TemporaryDirectory() as d:
+            checkpoint = None
+            if rank == 0:
+                state = training_state(cfg, layout, bodies, epoch, model, opt, sched)
+                state["history"] = history  # the epochs' metrics travel with the checkpoint
+                save_checkpoint(Path(d) / CHECKPOINT_FILE, state)
+                checkpoint = ray.train.Checkpoint.from_directory(d)
+            ray.train.report(metrics, checkpoint=checkpoint)
