@@ -36,10 +36,39 @@ from mcc.shards import read_manifest
 RUN_NAME = "pretrain"
 
 
-def _has_checkpoint(storage_path: str, name: str) -> bool:
+def _checkpoint_dirs(storage_path: str, name: str):
+    """The run's Ray checkpoint folders, newest first (their names are timestamps)."""
     fs, root = pyarrow.fs.FileSystem.from_uri(storage_path)
     info = fs.get_file_info(pyarrow.fs.FileSelector(f"{root}/{name}", allow_not_found=True))
-    return any(i.base_name.startswith("checkpoint_") for i in info)
+    dirs = [
+        i.path
+        for i in info
+        if i.base_name.startswith("checkpoint_") and i.type == pyarrow.fs.FileType.Directory
+    ]
+    return fs, sorted(dirs, reverse=True)
+
+
+def latest_checkpoint(storage_path: str, name: str):
+    """The newest checkpoint of a run that loads, as (ray.train.Checkpoint, epoch), or None.
+
+    Ray Train restores from its own record of reported checkpoints, which a job killed at the
+    wrong moment may not have written yet; --resume scans the folder instead, skipping any
+    checkpoint the kill left half-copied."""
+    import ray.train
+
+    from tune.worker import CHECKPOINT_FILE
+
+    fs, dirs = _checkpoint_dirs(storage_path, name)
+    for d in dirs:
+        ckpt = ray.train.Checkpoint(path=d, filesystem=fs)
+        try:
+            with ckpt.as_directory() as local:
+                state = load_checkpoint(Path(local) / CHECKPOINT_FILE)
+        except CheckpointError as e:
+            print(f"skipping {d}: {e}", file=sys.stderr)
+            continue
+        return ckpt, state["epoch"]
+    return None
 
 
 def _storage(storage_path: str | None, out: Path) -> str:
@@ -82,7 +111,7 @@ def run_pretraining(
 
     out = Path(out).resolve()
     storage = _storage(storage_path, out)
-    if _has_checkpoint(storage, RUN_NAME) and not resume:
+    if _checkpoint_dirs(storage, RUN_NAME)[1] and not resume:
         raise ConfigError(
             f"{storage}/{RUN_NAME} already holds a run; pass --resume to continue it or choose "
             f"another --out / --storage-path"
@@ -92,6 +121,9 @@ def run_pretraining(
     sampling, data_cpus = plan_resources(num_workers, cpus_per_worker, use_gpu, sampling)
     check_storage(storage)
     manifest = read_manifest(cfg.data.path)
+    resume_from = latest_checkpoint(storage, RUN_NAME) if resume else None
+    if resume_from is not None:
+        print(f"resuming after epoch {resume_from[1] + 1}/{cfg.optim.epochs}", flush=True)
     run = RunDir(out)
     run.write_config(to_dict(cfg))
     t0 = time.time()
@@ -118,8 +150,9 @@ def run_pretraining(
             "sampling": sampling,
             "data_cpus": data_cpus,
             "bn_mode": bn_mode,
-            "threads": threads or max(1, int(cpus_per_worker)),
+            "threads": threads or cfg.threads or max(1, int(cpus_per_worker)),
             "fault": fault,
+            "resume_from": resume_from[0] if resume_from else None,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=num_workers,

@@ -17,6 +17,7 @@ import signal
 import tempfile
 from pathlib import Path
 
+import ray
 import ray.train
 import ray.train.torch
 import torch
@@ -80,27 +81,40 @@ def _fault(batches, fault: dict | None, epoch: int, rank: int):
         yield b
 
 
+def _newest_state(*checkpoints) -> dict | None:
+    """The training state of the newest of the given Ray checkpoints (None: start fresh).
+    Candidates: Ray Train's latest (a restart after a worker failure within this run) and the
+    one `--resume` found in the storage folder (a run whose job was killed)."""
+    best = None
+    for ckpt in checkpoints:
+        if ckpt is None:
+            continue
+        with ckpt.as_directory() as d:
+            state = load_checkpoint(Path(d) / CHECKPOINT_FILE)
+        state["path"] = ckpt.path
+        if best is None or state["epoch"] > best["epoch"]:
+            best = state
+    return best
+
+
 def train_loop(config: dict) -> None:
     """Ray Train `train_loop_per_worker`. config: cfg (PretrainConfig as a dict), layout,
-    bodies, raw (the materialized dataset), num_samples, sampling ('ray-data' | 'worker'),
-    data_cpus, bn_mode, threads, fault (tests only)."""
+    bodies, raw (the materialized dataset), num_samples, resume_from, sampling ('ray-data' |
+    'worker'), data_cpus, bn_mode, threads, fault (tests only)."""
     cfg = from_dict(PretrainConfig, config["cfg"])
     layout = layout_from_dict(config["layout"])
     bodies = config["bodies"]
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    if config.get("threads"):
-        torch.set_num_threads(config["threads"])
+    torch.set_num_threads(config["threads"])
     device = ray.train.torch.get_device()
 
     seed_everything(cfg.seed)
     model, opt, sched = build_training(cfg, layout)
     start, history = 0, []
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            state = load_checkpoint(Path(d) / CHECKPOINT_FILE)
-        start = restore_training(state, cfg, model, opt, sched, "the Ray Train checkpoint")
+    state = _newest_state(ray.train.get_checkpoint(), config.get("resume_from"))
+    if state is not None:
+        start = restore_training(state, cfg, model, opt, sched, state["path"])
         history = state.get("history", [])[:start]
     model = use_bn_mode(model, config["bn_mode"]).to(device)
     ddp = model
@@ -109,6 +123,9 @@ def train_loop(config: dict) -> None:
         # per-worker batch-norm statistics are what bn_mode=per-worker means.
         ddp = DistributedDataParallel(model, broadcast_buffers=False)
     gather = _all_gather if world > 1 else (lambda x: x)
+    # Ray node ids, not node ranks: Train ranks nodes by IP, and test clusters share one IP.
+    node = torch.tensor([int(ray.get_runtime_context().get_node_id()[:15], 16)])
+    nodes = len(set(gather(node).tolist()))
     total = _sum_over_workers if world > 1 else None
 
     raw, n = config["raw"], config["num_samples"]
@@ -136,6 +153,8 @@ def train_loop(config: dict) -> None:
         )
         metrics["queue_spread"] = _queue_spread(model)
         metrics["workers"] = world
+        metrics["nodes"] = nodes
+        metrics["started_at_epoch"] = start  # > 0: this process resumed from a checkpoint
         history.append(metrics)
         with tempfile.TemporaryDirectory() as d:
             checkpoint = None

@@ -1,0 +1,130 @@
+"""Ray Data + Ray Train pretraining (tune/), on the shared 2-node Ray session of conftest."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("ray")
+
+from mcc import presets  # noqa: E402
+from mcc.checkpoint import load_checkpoint  # noqa: E402
+from mcc.config import ConfigError, PretrainConfig, apply_overrides  # noqa: E402
+from mcc.evaluate import load_pretrained_encoder  # noqa: E402
+from mcc.train import pretrain  # noqa: E402
+from tune.cluster import plan_resources  # noqa: E402
+from tune.train import main as train_main  # noqa: E402
+from tune.train import run_pretraining  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_cfg(data: str, **over) -> PretrainConfig:
+    sets = {**presets.PRETRAIN["tiny"], "data.path": data, "threads": "1"}
+    return apply_overrides(PretrainConfig(), {**sets, **{k: str(v) for k, v in over.items()}})
+
+
+def history(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_one_worker_gives_the_single_process_loss_curve(ray_cluster, tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data)
+    pretrain(cfg, tmp_path / "single", progress=False)
+    res = run_pretraining(cfg, tmp_path / "ray", num_workers=1, sampling="ray-data")
+    assert res["sampling"] == "ray-data"
+    single, ray_run = history(tmp_path / "single"), history(tmp_path / "ray")
+    assert [m["epoch"] for m in ray_run] == [0, 1]
+    for a, b in zip(single, ray_run):
+        for k in ("loss", "triplet", "nce", "interp", "wrapped_fraction"):
+            assert b[k] == pytest.approx(a[k], rel=1e-6, abs=1e-7), k
+    wa = load_checkpoint(tmp_path / "single" / "checkpoint.pt")["model"]
+    wb = load_checkpoint(tmp_path / "ray" / "checkpoint.pt")["model"]
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_two_nodes_two_workers_survive_a_killed_worker(ray_cluster, tiny_data, tmp_path):
+    """2 DDP workers, one per node; rank 1 is SIGKILLed mid-epoch 1 (after 1 of 2 steps)."""
+    cfg = tiny_cfg(tiny_data, **{"optim.epochs": 3, "optim.batch_size": 8})
+    marker = tmp_path / "killed.txt"
+    fault = {"rank": 1, "epoch": 1, "step": 1, "marker": str(marker)}
+    with pytest.warns(UserWarning, match="local folder"):
+        res = run_pretraining(
+            cfg, tmp_path / "r", num_workers=2, placement="STRICT_SPREAD", fault=fault,
+            max_failures=1,
+        )  # fmt: skip
+    assert marker.exists()  # the worker really was killed
+    runs = history(tmp_path / "r")
+    assert [m["epoch"] for m in runs] == [0, 1, 2]
+    # epoch 0 ran once; the restarted workers restored its checkpoint and began at epoch 1
+    assert [m["started_at_epoch"] for m in runs] == [0, 1, 1]
+    assert all(m["workers"] == 2 and m["nodes"] == 2 for m in runs)
+    assert all(m["queue_spread"] == 0.0 for m in runs)  # every worker's queue is identical
+    encoder, _, _ = load_pretrained_encoder(res["checkpoint"])
+    assert sum(p.numel() for p in encoder.parameters()) > 0
+
+
+def test_killed_driver_then_resume_finishes_the_run(ray_cluster, tiny_data, tmp_path):
+    out = tmp_path / "r"
+    cmd = [sys.executable, str(REPO / "tune" / "train.py"), "--address", ray_cluster.address,
+           "--data", tiny_data, "--out", str(out), "--preset", "tiny", "--set", "threads=1",
+           "--set", "optim.epochs=6", "--eval", "none"]  # fmt: skip
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
+    ckpts = out / "ray" / "pretrain"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(ckpts.glob("checkpoint_*")):
+        assert proc.poll() is None, "the run ended before it was killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole job: driver and its Train controller
+    proc.wait()
+    with pytest.raises(ConfigError, match="--resume"):
+        run_pretraining(tiny_cfg(tiny_data, **{"optim.epochs": 6}), out)
+    run_pretraining(tiny_cfg(tiny_data, **{"optim.epochs": 6}), out, resume=True)
+    runs = history(out)
+    assert [m["epoch"] for m in runs] == list(range(6))
+    assert runs[-1]["started_at_epoch"] >= 1
+
+
+def test_ray_job_submit_writes_results(ray_cluster, tiny_data, tmp_path):
+    out = tmp_path / "job"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    cmd = ["ray", "job", "submit", "--address", ray_cluster.dashboard_url,
+           "--working-dir", str(REPO),
+           "--runtime-env-json", json.dumps({"env_vars": {"RAY_AUTH_MODE": "disabled"}}),
+           "--", "python", "tune/train.py", "--data", tiny_data, "--out", str(out),
+           "--preset", "tiny", "--set", "optim.epochs=1", "--set", "threads=1",
+           "--no-progress"]  # fmt: skip
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert json.loads((out / "result.json").read_text())["epochs"] == 1
+    assert (out / "checkpoint.pt").exists()
+    assert "top1" in json.loads((out / "eval-knn" / "result.json").read_text())
+
+
+def test_runs_that_cannot_fit_fail_at_once(ray_cluster, tiny_data, tmp_path, capsys):
+    t0 = time.time()
+    with pytest.raises(ConfigError, match="does not fit"):
+        plan_resources(num_workers=9, cpus_per_worker=1, use_gpu=False)
+    with pytest.raises(ConfigError, match="does not fit"):
+        plan_resources(num_workers=1, cpus_per_worker=3, use_gpu=False)  # 2 CPUs per node
+    with pytest.raises(ConfigError, match="GPU"):
+        plan_resources(num_workers=1, cpus_per_worker=1, use_gpu=True)
+    with pytest.raises(ConfigError, match="sampling=worker"):
+        plan_resources(num_workers=2, cpus_per_worker=2, use_gpu=False, sampling="ray-data")
+    assert plan_resources(2, 2, False) == ("worker", 0.0)  # every CPU is a worker's
+    assert plan_resources(1, 1, False) == ("ray-data", 1.0)
+    rc = train_main(["--data", tiny_data, "--out", str(tmp_path / "x"), "--num-workers", "9",
+                     "--address", ray_cluster.address])  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --num-workers=9") and "Traceback" not in err
+    assert time.time() - t0 < 30
