@@ -30,6 +30,16 @@ PRETRAIN = {
         "optim.batch_size": 16,
         "loss.queue_size": 64,
     },
+    # python tune/sweep.py's trials: small enough for a sweep on 2 cores in minutes, with the
+    # validation split (20 % of each training class) that the objective needs.
+    "sweep": {
+        "model.width": 0.125,
+        "optim.epochs": 4,
+        "optim.schedule": "cosine",
+        "optim.batch_size": 16,
+        "loss.queue_size": 256,
+        "data.val_fraction": 0.2,
+    },
 }
 
 EVALUATE = {

@@ -20,6 +20,8 @@ samples in-process with the same functions.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -140,6 +142,39 @@ def epoch_batches(
         batch_size=cfg.optim.batch_size, batch_format="numpy", drop_last=False, prefetch_batches=2
     ):
         yield batch_tensors(b, b["index"])
+
+
+def epochs_ahead(make_epoch, start: int, stop: int, depth: int) -> Iterator[Iterator]:
+    """One batch iterator per epoch in [start, stop), produced by a single background thread
+    that runs up to `depth` batches ahead of training, across epoch boundaries.
+
+    The next epoch's pipeline (whose sort is a barrier: no batch leaves it before all of the
+    worker's rows are in) thus starts while the current epoch's last batches train, on the
+    data CPUs, and only one Ray Data execution runs at a time."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    end = object()
+
+    def produce() -> None:
+        try:
+            for epoch in range(start, stop):
+                for b in make_epoch(epoch):
+                    q.put(b)
+                q.put(end)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    def one_epoch() -> Iterator:
+        while True:
+            x = q.get()
+            if x is end:
+                return
+            if isinstance(x, BaseException):
+                raise x
+            yield x
+
+    threading.Thread(target=produce, daemon=True, name="mcc-prefetch").start()
+    for _ in range(start, stop):
+        yield one_epoch()
 
 
 def local_samples(raw: ray.data.Dataset, num_samples: int, cfg: PretrainConfig, layout: Layout):

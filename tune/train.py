@@ -93,13 +93,19 @@ def run_pretraining(
     sampling: str = "auto",
     placement: str = "PACK",
     threads: int | None = None,
+    name: str = RUN_NAME,
+    callbacks: list | None = None,
+    objective: str | None = None,
+    eval_overrides: dict | None = None,
     fault: dict | None = None,
 ) -> dict:
     """Pretrain on the connected Ray cluster; writes the run folder `out` (mcc's format).
 
     A Ray Train checkpoint is written every epoch; a worker that dies is restarted from the
     latest one (up to max_failures times), and resume=True continues a run whose whole job
-    was killed. `fault` is a test hook (tune.worker._fault).
+    was killed. `name` is the Ray Train run's name in the storage; `callbacks` go to its
+    RunConfig (a sweep passes TuneReportCallback); objective='val_knn' adds the validation
+    kNN top-1 to every epoch's metrics. `fault` is a test hook (tune.worker._fault).
     """
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -111,9 +117,9 @@ def run_pretraining(
 
     out = Path(out).resolve()
     storage = _storage(storage_path, out)
-    if _checkpoint_dirs(storage, RUN_NAME)[1] and not resume:
+    if _checkpoint_dirs(storage, name)[1] and not resume:
         raise ConfigError(
-            f"{storage}/{RUN_NAME} already holds a run; pass --resume to continue it or choose "
+            f"{storage}/{name} already holds a run; pass --resume to continue it or choose "
             f"another --out / --storage-path"
         )
     if bn_mode not in ("per-worker", "sync"):
@@ -121,7 +127,7 @@ def run_pretraining(
     sampling, data_cpus = plan_resources(num_workers, cpus_per_worker, use_gpu, sampling)
     check_storage(storage)
     manifest = read_manifest(cfg.data.path)
-    resume_from = latest_checkpoint(storage, RUN_NAME) if resume else None
+    resume_from = latest_checkpoint(storage, name) if resume else None
     if resume_from is not None:
         print(f"resuming after epoch {resume_from[1] + 1}/{cfg.optim.epochs}", flush=True)
     run = RunDir(out)
@@ -136,7 +142,7 @@ def run_pretraining(
     print(
         f"{n} training samples; {num_workers} worker(s) x {cpus_per_worker:g} CPU; "
         f"sampling in {'Ray Data tasks' if sampling == 'ray-data' else 'the workers'}; "
-        f"checkpoints in {storage}/{RUN_NAME}",
+        f"checkpoints in {storage}/{name}",
         flush=True,
     )
     trainer = TorchTrainer(
@@ -152,6 +158,8 @@ def run_pretraining(
             "bn_mode": bn_mode,
             "threads": threads or cfg.threads or max(1, int(cpus_per_worker)),
             "fault": fault,
+            "objective": objective,
+            "eval_overrides": eval_overrides,
             "resume_from": resume_from[0] if resume_from else None,
         },
         scaling_config=ray.train.ScalingConfig(
@@ -161,15 +169,16 @@ def run_pretraining(
             placement_strategy=placement,
         ),
         run_config=ray.train.RunConfig(
-            name=RUN_NAME,
+            name=name,
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
         ),
     )
     result = trainer.fit()
     if result.checkpoint is None:
-        raise CheckpointError(f"the run in {storage}/{RUN_NAME} ended without a checkpoint")
+        raise CheckpointError(f"the run in {storage}/{name} ended without a checkpoint")
     with result.checkpoint.as_directory() as d:
         shutil.copyfile(Path(d) / CHECKPOINT_FILE, run.checkpoint)
     state = load_checkpoint(run.checkpoint)
@@ -191,7 +200,7 @@ def run_pretraining(
         "first_loss": history[0].get("loss") if history else None,
         "checkpoint": str(run.checkpoint),
         "ray_checkpoint": result.checkpoint.path,
-        "storage": f"{storage}/{RUN_NAME}",
+        "storage": f"{storage}/{name}",
     }
     return run.write_result(summary, cfg.seed, wall_time=round(time.time() - t0, 3))
 

@@ -35,7 +35,7 @@ from mcc.train import (
     training_state,
     use_bn_mode,
 )
-from tune.data import epoch_batches, local_samples, worker_batches
+from tune.data import epoch_batches, epochs_ahead, local_samples, worker_batches
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -97,10 +97,36 @@ def _newest_state(*checkpoints) -> dict | None:
     return best
 
 
+class ValidationKnn:
+    """The sweep's objective: kNN top-1 (%) of the pooled backbone features on the seeded
+    validation split carved from the training split (never the test split), with the
+    pretraining split as the labelled bank. Computed on rank 0 after each epoch."""
+
+    def __init__(self, cfg: PretrainConfig, eval_overrides: dict) -> None:
+        from mcc.config import EvalConfig, apply_overrides
+        from mcc.data import load_splits
+
+        if cfg.data.val_fraction <= 0:
+            raise ValueError("objective val_knn needs data.val_fraction > 0")
+        self.splits = load_splits(cfg.data)
+        self.cfg = apply_overrides(EvalConfig(), {"data.path": cfg.data.path, **eval_overrides})
+
+    def __call__(self, encoder) -> float:
+        from mcc.evaluate import knn
+
+        m = self.splits.manifest
+        with torch.no_grad():
+            res = knn(encoder, self.splits.train, self.splits.val, self.cfg, m.max_bodies,
+                      len(m.classes))  # fmt: skip
+        encoder.train()
+        return float(res["top1"])
+
+
 def train_loop(config: dict) -> None:
     """Ray Train `train_loop_per_worker`. config: cfg (PretrainConfig as a dict), layout,
     bodies, raw (the materialized dataset), num_samples, resume_from, sampling ('ray-data' |
-    'worker'), data_cpus, bn_mode, threads, fault (tests only)."""
+    'worker'), data_cpus, bn_mode, threads, objective ('val_knn' or None),
+    eval_overrides, fault (tests only)."""
     cfg = from_dict(PretrainConfig, config["cfg"])
     layout = layout_from_dict(config["layout"])
     bodies = config["bodies"]
@@ -130,14 +156,23 @@ def train_loop(config: dict) -> None:
 
     raw, n = config["raw"], config["num_samples"]
     samples = local_samples(raw, n, cfg, layout) if config["sampling"] == "worker" else None
-    steps = n // (cfg.optim.batch_size * world)
-    for epoch in range(start, cfg.optim.epochs):
-        if samples is not None:
-            batches = worker_batches(samples, cfg, layout, bodies, epoch, rank, world)
-        else:
-            batches = epoch_batches(
-                raw, n, cfg, layout, bodies, epoch, rank, world, config["data_cpus"]
-            )
+    bs = cfg.optim.batch_size
+    steps = n // (bs * world)
+
+    def stream(epoch: int):
+        return epoch_batches(raw, n, cfg, layout, bodies, epoch, rank, world, config["data_cpus"])
+
+    if samples is not None:
+        epochs = (
+            worker_batches(samples, cfg, layout, bodies, e, rank, world)
+            for e in range(start, cfg.optim.epochs)
+        )
+    else:  # enough batches ahead to cover the next epoch's sort (about 5 s here)
+        epochs = epochs_ahead(stream, start, cfg.optim.epochs, depth=max(8, 512 // bs))
+    objective = None
+    if config.get("objective") == "val_knn" and rank == 0:
+        objective = ValidationKnn(cfg, config.get("eval_overrides") or {})
+    for epoch, batches in zip(range(start, cfg.optim.epochs), epochs):
         batches = _to_device(_fault(batches, config.get("fault"), epoch, rank), device)
         metrics = run_epoch(
             ddp,
@@ -155,6 +190,8 @@ def train_loop(config: dict) -> None:
         metrics["workers"] = world
         metrics["nodes"] = nodes
         metrics["started_at_epoch"] = start  # > 0: this process resumed from a checkpoint
+        if objective is not None:
+            metrics["val_knn_top1"] = objective(model.encoder)
         history.append(metrics)
         with tempfile.TemporaryDirectory() as d:
             checkpoint = None

@@ -1,0 +1,94 @@
+"""python tune/sweep.py: bad input before any trial, a 2-trial search end to end, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray")
+pytest.importorskip("optuna")
+
+from tune.sweep import main  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_args(data: str, out: Path, *extra: str) -> list[str]:
+    return ["--data", data, "--out", str(out), "--preset", "tiny",
+            "--set", "data.val_fraction=0.25", "--set", "threads=1", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--space", "loss.temperature=0.1:1"], "unknown parameter 'loss.temperature'"),
+        (["--space", "loss.tau=0.9:0.1"], "empty or inverted range"),
+        (["--space", "loss.tau=0.5:0.5"], "empty or inverted range"),
+        (["--search", "loss.gamma"], "no built-in range"),
+        (["--space", "loss.queue_size=8,64"], "K must be at least the batch size"),
+        (["--metric", "val_loss"], "not reported by any trial"),
+        (["--set", "data.val_fraction=0"], "validation split"),
+    ],
+)
+def test_bad_input_is_one_clear_line_before_any_trial(tiny_data, tmp_path, capsys, extra,
+                                                      message):  # fmt: skip
+    args = tiny_args(tiny_data, tmp_path / "s", *extra)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "s" / "tune").exists()  # nothing started
+
+
+def test_unwritable_storage_is_refused(tiny_data, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # a path below a file cannot be written, even by root
+    assert main(tiny_args(tiny_data, blocker / "s")) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_two_trial_search_end_to_end(ray_cluster, tiny_data, tmp_path):
+    out = tmp_path / "s"
+    args = tiny_args(tiny_data, out, "--search", "loss.tau", "--trials", "2",
+                     "--address", ray_cluster.address)  # fmt: skip
+    assert main(args) == 0
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 2 and set(table["status"]) <= {"completed", "stopped early"}
+    assert table["val_knn_top1"].between(0, 100).all()
+    assert "param:loss.tau" in table.columns
+    assert len(pd.read_parquet(out / "results.parquet")) == 2
+    assert (out / "optuna.journal").stat().st_size > 0
+    summary = (out / "summary.md").read_text()
+    assert "## Best configuration" in summary and "test kNN top-1" in summary
+    # a second run on the same folder without --resume is refused
+    assert main(args) == 2
+
+
+def test_grid_caches_cells_and_killed_sweep_resumes(ray_cluster, tiny_data, tmp_path):
+    out = tmp_path / "g"
+    args = tiny_args(tiny_data, out, "--grid", "--space", "loss.nce=0,1", "--test-eval",
+                     "none", "--address", ray_cluster.address)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(REPO / "tune" / "sweep.py"), *args],
+                            start_new_session=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    cells = out / "cells"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(cells.glob("*.json")):
+        assert proc.poll() is None, "the sweep ended before it was killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
+    proc.wait()
+    finished = {p.name: p.stat().st_mtime for p in cells.glob("*.json")}
+    assert len(finished) == 1
+    assert main(args) == 0  # the same grid again: cached cells are kept, the rest run
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 2 and table["status"].str.startswith("completed").all()
+    for name, mtime in finished.items():  # finished cells were not run again
+        assert (cells / name).stat().st_mtime == mtime
+    assert {json.loads(p.read_text())["epochs"] for p in cells.glob("*.json")} == {2}

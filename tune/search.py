@@ -1,0 +1,256 @@
+"""The sweep engine behind tune/sweep.py: Tuner setup, result table, summary, test scores.
+
+Search mode: OptunaSearch (TPE, seeded, study persisted to OUT/optuna.journal) + ASHA on the
+per-epoch validation kNN. Grid mode: explicit cells through `tune.grid_search`, no searcher,
+no early stopping, finished cells cached in OUT/cells/ and skipped on the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import ray
+from ray import tune
+
+from mcc import presets
+from mcc.config import EvalConfig, PretrainConfig, apply_overrides, to_dict
+from tune.cluster import TRIAL_DRIVER
+from tune.space import Param, to_tune
+from tune.sweep import METRIC, cell_name, run_trial
+
+STUDY = "mcc-sweep"
+
+
+def concurrency(workers: int, cpus: float) -> int:
+    """Trials at once: the cluster's CPUs, less one for Ray Data, over one trial's workers."""
+    total = ray.cluster_resources().get("CPU", 1)
+    return max(1, int((total - 1) // (workers * cpus)))
+
+
+def driver_resources() -> dict:
+    """A trial driver holds no CPU (its Train workers do); where the cluster offers the
+    custom `trial_driver` resource (a local Ray started here), it holds one of those, so
+    drivers and Ray Data never starve each other (shared docs/ray-notes.md)."""
+    if ray.cluster_resources().get(TRIAL_DRIVER):
+        return {"CPU": 0, TRIAL_DRIVER: 1}
+    return {"CPU": 0.01}
+
+
+def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: Path):
+    import optuna
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    workers, cpus = args.workers_per_trial, args.cpus_per_worker
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=to_dict(base), out=str(out), workers=workers,
+                             cpus=cpus),
+        driver_resources(),
+    )  # fmt: skip
+    path = out / "tune" / "sweep"
+    # A grid is resumed cell by cell (cache + each cell's own Train run), so each invocation
+    # is a fresh Tune experiment over the cells still to run.
+    name = "sweep" if cells is None else f"grid-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_config = tune.RunConfig(name=name, storage_path=str(out / "tune"), verbose=1)
+    cached: list[dict] = []
+    if cells is not None:
+        todo = []
+        for c in cells:
+            f = out / "cells" / f"{cell_name(c)}.json"
+            (cached.append(json.loads(f.read_text())) if f.exists() else todo.append(c))
+        print(f"grid: {len(cells)} cells, {len(cached)} cached, {len(todo)} to run", flush=True)
+        tuner = None
+        if todo:
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"cell": tune.grid_search(todo)},
+                tune_config=tune.TuneConfig(
+                    metric=METRIC, mode="max", max_concurrent_trials=concurrency(workers, cpus)
+                ),
+                run_config=run_config,
+            )
+    else:
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal"))
+        )
+        searcher = OptunaSearch(
+            metric=METRIC,
+            mode="max",
+            sampler=optuna.samplers.TPESampler(seed=args.seed),
+            seed=args.seed,
+            storage=storage,
+            study_name=STUDY,
+        )
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=base.optim.epochs,
+            grace_period=min(args.grace_epochs, base.optim.epochs),
+            reduction_factor=2,
+        )
+        if args.resume and tune.Tuner.can_restore(path):
+            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True,
+                                       resume_errored=True)  # fmt: skip
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=to_tune(space),
+                tune_config=tune.TuneConfig(
+                    metric=METRIC,
+                    mode="max",
+                    search_alg=searcher,
+                    scheduler=scheduler,
+                    num_samples=args.trials,
+                    max_concurrent_trials=concurrency(workers, cpus),
+                ),
+                run_config=run_config,
+            )
+    rows = []
+    if tuner is not None:
+        grid = tuner.fit()
+        rows = [row_of(r, base.optim.epochs, out) for r in grid]
+    if cells is not None:
+        rows += [cached_row(c, base.optim.epochs) for c in cached]
+    table = pd.DataFrame(rows)
+    test_eval = args.test_eval or ("all" if cells is not None else "best")
+    add_test_scores(table, base, test_eval, out)
+    table.to_csv(out / "results.csv", index=False)
+    table.to_parquet(out / "results.parquet", index=False)
+    write_summary(table, space, base, out, cells is None)
+    return table
+
+
+def row_of(result, max_epochs: int, out: Path) -> dict:
+    cfg = result.config or {}
+    params = dict(cfg["cell"]) if "cell" in cfg else {k: v for k, v in cfg.items()}
+    m = result.metrics or {}
+    hist = result.metrics_dataframe
+    epochs = int(m.get("training_iteration", 0) or 0)
+    if result.error is not None:
+        status = "error"
+    elif epochs >= max_epochs:
+        status = "completed"
+    else:
+        status = "stopped early"
+    name = cell_name(params)
+    best_val = None
+    if hist is not None and METRIC in hist:
+        best_val = float(hist[METRIC].max())
+    return {
+        "trial": name,
+        **{f"param:{k}": v for k, v in params.items()},
+        METRIC: m.get(METRIC),
+        f"best_{METRIC}": best_val,
+        "epochs": epochs,
+        "wall_time_s": round(float(m.get("time_total_s", 0.0) or 0.0), 1),
+        "status": status,
+        "error": str(result.error).splitlines()[0][:200] if result.error else "",
+        "checkpoint": final_checkpoint(out, name),
+    }
+
+
+def final_checkpoint(out: Path, name: str) -> str:
+    """The trial's newest Ray Train checkpoint file. Read from the Train storage, because ASHA
+    (also at max_t) stops a trial's driver as soon as its last epoch is reported."""
+    from tune.train import latest_checkpoint
+    from tune.worker import CHECKPOINT_FILE
+
+    found = latest_checkpoint(str(out / "train"), name)
+    return f"{found[0].path}/{CHECKPOINT_FILE}" if found else ""
+
+
+def cached_row(c: dict, max_epochs: int) -> dict:
+    return {
+        "trial": cell_name(c["params"]),
+        **{f"param:{k}": v for k, v in c["params"].items()},
+        METRIC: c.get(METRIC),
+        f"best_{METRIC}": c.get(METRIC),
+        "epochs": c.get("epochs"),
+        "wall_time_s": c.get("wall_time_s"),
+        "status": "completed (cached)" if c.get("epochs") == max_epochs else "cached",
+        "error": "",
+        "checkpoint": c.get("checkpoint", ""),
+    }
+
+
+def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: Path) -> None:
+    """Score on the test split, once: kNN top-1 of the chosen trials' final encoders."""
+    table["test_knn_top1"] = None
+    if which == "none" or table.empty:
+        return
+    from mcc.evaluate import evaluate
+
+    done = table[table["status"].str.startswith("completed") & table[METRIC].notna()]
+    if done.empty:
+        return
+    picks = [done[METRIC].astype(float).idxmax()] if which == "best" else list(done.index)
+    ev = apply_overrides(
+        EvalConfig(),
+        {**presets.EVALUATE["small"], "data.path": base.data.path,
+         "data.normalize": base.data.normalize, "protocol": "knn", "seed": str(base.seed)},
+    )  # fmt: skip
+    for i in picks:
+        ckpt = table.at[i, "checkpoint"]
+        if not ckpt or not Path(ckpt).exists():
+            continue
+        res = evaluate(ev, ckpt, out / "test" / table.at[i, "trial"], progress=False)
+        table.at[i, "test_knn_top1"] = res["top1"]
+
+
+def importances(out: Path) -> dict:
+    import optuna
+
+    try:
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal"))
+        )
+        study = optuna.load_study(study_name=STUDY, storage=storage)
+        return optuna.importance.get_param_importances(study)
+    except Exception as e:  # too few finished trials, or no variation: say so in the summary
+        return {"(not available)": f"{type(e).__name__}: {e}"}
+
+
+def write_summary(table, space, base, out: Path, search: bool) -> None:
+    lines = [f"# MCC sweep ({time.strftime('%Y-%m-%d %H:%M')})", ""]
+    lines += [f"Objective: `{METRIC}` (kNN top-1 % on the validation split, "
+              f"{base.data.val_fraction:.0%} of each training class), maximised.", ""]  # fmt: skip
+    if space:
+        lines += ["Search space:", ""]
+        lines += [f"- `{k}`: {p.describe()} (paper: {p.default})" for k, p in space.items()]
+        lines += [""]
+    ok = table[table[METRIC].notna()] if not table.empty else table
+    if not ok.empty:
+        best = ok.loc[ok[METRIC].astype(float).idxmax()]
+        params = {k[6:]: best[k] for k in table.columns if k.startswith("param:")}
+        lines += ["## Best configuration", ""]
+        lines += [f"- trial `{best['trial']}`: {METRIC} = {float(best[METRIC]):.2f} after "
+                  f"{best['epochs']} epochs"]  # fmt: skip
+        lines += [f"- `{k}` = {v}" for k, v in params.items()]
+        if best.get("test_knn_top1") is not None:
+            lines += [f"- test kNN top-1 (scored once): {float(best['test_knn_top1']):.2f}"]
+        lines += [f"- checkpoint: `{best['checkpoint']}`", ""]
+    if search:
+        lines += ["## Parameter importances (Optuna, fANOVA)", ""]
+        for k, v in importances(out).items():
+            lines += [f"- `{k}`: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}"]
+        lines += [""]
+    lines += ["## All trials", "", markdown(table.drop(columns=["checkpoint"], errors="ignore")),
+              ""]  # fmt: skip
+    (out / "summary.md").write_text("\n".join(lines))
+
+
+def markdown(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "(none)"
+
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return ""
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    head = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
+    return "\n".join([head, rule, *body])

@@ -1,0 +1,204 @@
+"""python tune/sweep.py: Ray Tune + Optuna sweep over MCC's hyperparameters.
+
+With no arguments: prepares the embedded synthetic dataset if missing (data/synthetic),
+searches the three loss weights and the temperature with Optuna's TPE (seeded) and ASHA early
+stopping on a local Ray, scores each trial every epoch by kNN top-1 on the validation split
+carved from the training split, evaluates the best trial once on the test split, and writes
+runs/sweep/{results.csv, results.parquet, summary.md, optuna.journal}.
+
+    python tune/sweep.py [--data DIR] [--out DIR] [--preset sweep] [--set KEY=VALUE ...]
+        [--search loss.tau --search loss.margin ...] [--space KEY=LOW:HIGH[:log]|A,B,C ...]
+        [--space-file space.json] [--trials 8] [--grid] [--cells cells.json]
+        [--workers-per-trial 1] [--cpus-per-worker 1] [--address auto] [--resume]
+
+Grid mode (--grid) runs every cell of the space's values (choices, or a range's two ends),
+or the cells listed in --cells (a JSON list of {KEY: VALUE} dicts), with no searcher and no
+early stopping; each cell has a unique run name and its result is cached in
+OUT/cells/NAME.json, so rerunning the same grid skips finished cells.
+`--resume` continues an interrupted search (finished trials are kept, not re-run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python tune/sweep.py` from a checkout or a job's working dir
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mcc import presets
+from mcc.cli import SET_HELP
+from mcc.config import ConfigError, PretrainConfig, apply_overrides, from_dict, parse_set_args
+from tune.space import SPACE, build_space, check_against
+
+METRIC = "val_knn_top1"
+DEFAULT_SEARCH = ["loss.triplet", "loss.nce", "loss.interp", "loss.tau"]
+
+
+def cell_name(params: dict) -> str:
+    """A unique, readable run name for one set of parameter values."""
+    text = ",".join(f"{k}={params[k]}" for k in sorted(params)) or "base"
+    return re.sub(r"[^A-Za-z0-9=.,_-]", "_", text)
+
+
+def trial_config(base: PretrainConfig, params: dict) -> PretrainConfig:
+    return apply_overrides(base, {k: str(v) for k, v in params.items()})
+
+
+def run_trial(config: dict, base: dict, out: str, workers: int, cpus: float) -> None:
+    """A Tune trial (Train V2: a function that builds and fits a TorchTrainer). Each epoch of
+    the Train run becomes one Tune iteration through TuneReportCallback."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from tune.train import run_pretraining
+
+    params = dict(config["cell"]) if "cell" in config else dict(config)
+    cfg = trial_config(from_dict(PretrainConfig, base), params)
+    name = cell_name(params)
+    res = run_pretraining(
+        cfg,
+        Path(out) / "trials" / name,
+        num_workers=workers,
+        cpus_per_worker=cpus,
+        storage_path=str(Path(out) / "train"),
+        name=name,
+        resume=True,  # a restored trial continues its own Train run
+        callbacks=[TuneReportCallback()],
+        objective="val_knn",
+    )
+    cache = Path(out) / "cells" / f"{name}.json"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    final = res["final"]
+    cache.write_text(json.dumps({
+        "params": params, METRIC: final.get(METRIC), "epochs": final.get("epoch", -1) + 1,
+        "checkpoint": res["checkpoint"], "wall_time_s": res.get("wall_time_s"),
+    }))  # fmt: skip
+
+
+def grid_cells(space, cells_file: str | None) -> list[dict]:
+    if cells_file:
+        cells = json.loads(Path(cells_file).read_text())
+        if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+            raise ConfigError(f"--cells {cells_file} must hold a JSON list of {{KEY: VALUE}}")
+        return cells
+    keys = sorted(space)
+    return [dict(zip(keys, vals)) for vals in itertools.product(*(space[k].values() for k in keys))]
+
+
+def check_storage_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--out {out} is not writable: {e}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python tune/sweep.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", default="data/synthetic", help="prepared dataset; the default "
+                   "synthetic set is generated there if missing")  # fmt: skip
+    p.add_argument("--out", default="runs/sweep", help="sweep folder (absolute under ray job "
+                   "submit)")  # fmt: skip
+    p.add_argument("--preset", choices=sorted(presets.PRETRAIN), default="sweep")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help=SET_HELP)
+    p.add_argument("--search", action="append", metavar="KEY", default=None,
+                   help=f"search this built-in parameter (default: {' '.join(DEFAULT_SEARCH)}; "
+                   f"built-in: {' '.join(SPACE)})")  # fmt: skip
+    p.add_argument("--space", action="append", metavar="KEY=RANGE", default=[],
+                   help="search KEY over LOW:HIGH[:log] or choices A,B,C")  # fmt: skip
+    p.add_argument("--space-file", help="JSON {KEY: {low, high, log} | {choices}}")
+    p.add_argument("--trials", type=int, default=8, help="Optuna trials (search mode)")
+    p.add_argument("--grid", action="store_true", help="every cell, no searcher (ablations)")
+    p.add_argument("--cells", help="grid mode: JSON list of cells instead of the product")
+    p.add_argument("--metric", default=METRIC, help="objective reported by every trial")
+    p.add_argument("--grace-epochs", type=int, default=1, help="ASHA: epochs before a stop")
+    p.add_argument("--seed", type=int, default=0, help="Optuna sampler seed")
+    p.add_argument("--workers-per-trial", type=int, default=1)
+    p.add_argument("--cpus-per-worker", type=float, default=1)
+    p.add_argument("--test-eval", choices=["best", "all", "none"], default=None,
+                   help="score on the test split: the best trial (search default) or every "
+                   "cell (grid default)")  # fmt: skip
+    p.add_argument("--address", help="Ray cluster ('auto'); default RAY_ADDRESS or local")
+    p.add_argument("--resume", action="store_true", help="continue the sweep in --out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return sweep(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def sweep(args) -> int:
+    # Everything a trial could trip over is checked here, before Ray starts.
+    if args.metric != METRIC:
+        raise ConfigError(f"--metric {args.metric!r} is not reported by any trial; trials "
+                          f"report {METRIC!r} every epoch")  # fmt: skip
+    if args.trials < 1:
+        raise ConfigError(f"--trials={args.trials}: need at least 1")
+    search = args.search if args.search is not None else (
+        [] if (args.space or args.space_file or args.cells) else DEFAULT_SEARCH)  # fmt: skip
+    space = build_space(search, args.space, args.space_file) if not args.cells else {}
+    base = apply_overrides(
+        PretrainConfig(),
+        {**presets.PRETRAIN[args.preset], "data.path": args.data, **parse_set_args(args.set)},
+    )
+    if base.data.val_fraction <= 0:
+        raise ConfigError("the objective needs a validation split: set data.val_fraction > 0")
+    check_against(space, base)
+    cells = grid_cells(space, args.cells) if args.grid or args.cells else None
+    for c in cells or []:
+        trial_config(base, c)  # every cell is a valid config
+    out = Path(args.out).expanduser().resolve()
+    check_storage_writable(out)
+    experiment = out / "tune"
+    if (experiment / "sweep").exists() and not args.resume and cells is None:
+        raise ConfigError(f"{out} already holds a sweep; pass --resume to continue it or "
+                          f"choose another --out")  # fmt: skip
+    prepare_data(base)
+
+    from tune.cluster import connect
+    from tune.search import run_search
+
+    print(f"using {connect(args.address)}", flush=True)
+    t0 = time.time()
+    table = run_search(args, base, space, cells, out)
+    print(f"\nsweep done in {time.time() - t0:.0f} s: {len(table)} trials")
+    print(f"table:   {out / 'results.csv'} (and results.parquet)")
+    print(f"summary: {out / 'summary.md'}")
+    if cells is None:
+        print(f"study:   {out / 'optuna.journal'} (optuna-dashboard {out / 'optuna.journal'})")
+    return 0
+
+
+def prepare_data(base: PretrainConfig) -> None:
+    from mcc.shards import MANIFEST
+
+    if (Path(base.data.path) / MANIFEST).exists():
+        return
+    if Path(base.data.path).resolve() != Path("data/synthetic").resolve():
+        raise ConfigError(f"--data {base.data.path} is not a prepared dataset (no {MANIFEST})")
+    from mcc.synthetic import SyntheticConfig, generate
+
+    print(f"preparing the synthetic dataset in {base.data.path}", flush=True)
+    generate(base.data.path, SyntheticConfig(), progress=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    sys.exit(main())
