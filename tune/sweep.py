@@ -154,9 +154,10 @@ def sweep(args) -> int:
     search = args.search if args.search is not None else (
         [] if (args.space or args.space_file or args.cells) else DEFAULT_SEARCH)  # fmt: skip
     space = build_space(search, args.space, args.space_file) if not args.cells else {}
-    base = apply_overrides(
+    data = args.data if "://" in args.data else str(Path(args.data).expanduser().resolve())
+    base = apply_overrides(  # an absolute data path: trials run in their own folders
         PretrainConfig(),
-        {**presets.PRETRAIN[args.preset], "data.path": args.data, **parse_set_args(args.set)},
+        {**presets.PRETRAIN[args.preset], "data.path": data, **parse_set_args(args.set)},
     )
     if base.data.val_fraction <= 0:
         raise ConfigError("the objective needs a validation split: set data.val_fraction > 0")
@@ -191,7 +192,7 @@ def prepare_data(base: PretrainConfig) -> None:
 
     if (Path(base.data.path) / MANIFEST).exists():
         return
-    if Path(base.data.path).resolve() != Path("data/synthetic").resolve():
+    if Path(base.data.path) != Path("data/synthetic").resolve():
         raise ConfigError(f"--data {base.data.path} is not a prepared dataset (no {MANIFEST})")
     from mcc.synthetic import SyntheticConfig, generate
 
