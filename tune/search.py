@@ -109,10 +109,16 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
             )
     rows = []
     if tuner is not None:
-        grid = tuner.fit()
-        rows = [row_of(r, base.optim.epochs, out) for r in grid]
+        for r in tuner.fit():
+            row = row_of(r, base.optim.epochs, out)
+            done = out / "cells" / f"{row['trial']}.json"
+            if cells is not None and done.exists():
+                # the cell's own record: right also when its Train run had already finished
+                # before this trial (a resumed cell reports no epochs to Tune)
+                row = cached_row(json.loads(done.read_text()), base.optim.epochs, "completed")
+            rows.append(row)
     if cells is not None:
-        rows += [cached_row(c, base.optim.epochs) for c in cached]
+        rows += [cached_row(c, base.optim.epochs, "completed (cached)") for c in cached]
     table = pd.DataFrame(rows)
     test_eval = args.test_eval or ("all" if cells is not None else "best")
     add_test_scores(table, base, test_eval, out)
@@ -127,7 +133,9 @@ def row_of(result, max_epochs: int, out: Path) -> dict:
     params = dict(cfg["cell"]) if "cell" in cfg else {k: v for k, v in cfg.items()}
     m = result.metrics or {}
     hist = result.metrics_dataframe
-    epochs = int(m.get("training_iteration", 0) or 0)
+    # Epochs of the Train run, not Tune iterations: a cell that resumed its Train run reports
+    # only its remaining epochs to this trial.
+    epochs = int(m["epoch"]) + 1 if "epoch" in m else int(m.get("training_iteration", 0) or 0)
     if result.error is not None:
         status = "error"
     elif epochs >= max_epochs:
@@ -161,7 +169,7 @@ def final_checkpoint(out: Path, name: str) -> str:
     return f"{found[0].path}/{CHECKPOINT_FILE}" if found else ""
 
 
-def cached_row(c: dict, max_epochs: int) -> dict:
+def cached_row(c: dict, max_epochs: int, status: str) -> dict:
     return {
         "trial": cell_name(c["params"]),
         **{f"param:{k}": v for k, v in c["params"].items()},
@@ -169,7 +177,7 @@ def cached_row(c: dict, max_epochs: int) -> dict:
         f"best_{METRIC}": c.get(METRIC),
         "epochs": c.get("epochs"),
         "wall_time_s": c.get("wall_time_s"),
-        "status": "completed (cached)" if c.get("epochs") == max_epochs else "cached",
+        "status": status if c.get("epochs") == max_epochs else f"{status} ({c.get('epochs')} ep)",
         "error": "",
         "checkpoint": c.get("checkpoint", ""),
     }
