@@ -127,4 +127,6 @@ def test_runs_that_cannot_fit_fail_at_once(ray_cluster, tiny_data, tmp_path, cap
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --num-workers=9") and "Traceback" not in err
+    with pytest.raises(ConfigError, match="SyncBatchNorm runs on GPUs only"):
+        run_pretraining(tiny_cfg(tiny_data), tmp_path / "s", bn_mode="sync")
     assert time.time() - t0 < 30

@@ -124,6 +124,11 @@ def run_pretraining(
         )
     if bn_mode not in ("per-worker", "sync"):
         raise ConfigError(f"--bn-mode={bn_mode!r}: choose per-worker or sync")
+    if bn_mode == "sync" and not use_gpu:
+        raise ConfigError(
+            "--bn-mode=sync needs --use-gpu: torch's SyncBatchNorm runs on GPUs only; on CPU "
+            "workers use --bn-mode=per-worker"
+        )
     sampling, data_cpus = plan_resources(num_workers, cpus_per_worker, use_gpu, sampling)
     check_storage(storage)
     manifest = read_manifest(cfg.data.path)
@@ -220,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-worker", type=float, default=1)
     p.add_argument("--use-gpu", action="store_true")
     p.add_argument("--bn-mode", choices=["per-worker", "sync"], default="per-worker",
-                   help="batch-norm statistics per worker, or synced across workers")  # fmt: skip
+                   help="batch-norm statistics per worker, or synced (GPU only)")  # fmt: skip
     p.add_argument("--sampling", choices=["auto", "ray-data", "worker"], default="auto",
                    help="where clips are sampled; auto: Ray Data tasks when a CPU is left "
                    "after the workers, else in the workers")  # fmt: skip
