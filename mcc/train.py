@@ -69,7 +69,7 @@ def batch_tensors(arrays: dict[str, np.ndarray], ids) -> dict[str, torch.Tensor]
         if k not in ("wrapped", "index")
     }
     batch["wrapped"] = torch.tensor(int(np.sum(arrays["wrapped"])))
-    batch["ids"] = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+    batch["ids"] = torch.from_numpy(np.array(ids, dtype=np.int64))  # copy: Ray arrays are read-only
     return batch
 
 

@@ -92,3 +92,17 @@ def test_grid_caches_cells_and_killed_sweep_resumes(ray_cluster, tiny_data, tmp_
     for name, mtime in finished.items():  # finished cells were not run again
         assert (cells / name).stat().st_mtime == mtime
     assert {json.loads(p.read_text())["epochs"] for p in cells.glob("*.json")} == {2}
+
+
+def test_sweep_runs_as_a_ray_job(ray_cluster, tiny_data, tmp_path):
+    out = tmp_path / "job"
+    cmd = ["ray", "job", "submit", "--address", ray_cluster.dashboard_url,
+           "--working-dir", str(REPO),
+           "--runtime-env-json", json.dumps({"env_vars": {"RAY_AUTH_MODE": "disabled"}}),
+           "--", "python", "tune/sweep.py", *tiny_args(tiny_data, out, "--search", "loss.tau",
+                                                        "--trials", "1")]  # fmt: skip
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert len(pd.read_csv(out / "results.csv")) == 1
+    assert (out / "summary.md").exists()
