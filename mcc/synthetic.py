@@ -45,7 +45,8 @@ class SyntheticConfig:
     yaw_degrees: float = 45.0  # camera yaw range, +-
     pitch_degrees: float = 10.0
     noise: float = 0.015  # sensor noise (meters)
-    second_person: float = 0.3  # probability of a second, idle person
+    second_person: float = 0.3  # probability of a second person
+    partner: bool = False  # the second person performs the class too (own timing, body); else idle
     seed: int = 0
 
 
@@ -217,8 +218,11 @@ def make_sample(
     people = [forward_kinematics(_angles(classes[label], cfg, rng), body)]
     frames = people[0].shape[0]
     if rng.random() < cfg.second_person:
-        idle = _sway(frames, cfg, rng) * 2
-        other = forward_kinematics(idle, _subject_body(subject + 10_000, cfg))
+        if cfg.partner:
+            angles = _fit_length(_angles(classes[label], cfg, rng), frames)
+        else:
+            angles = _sway(frames, cfg, rng) * 2
+        other = forward_kinematics(angles, _subject_body(subject + 10_000, cfg))
         people.append(other + np.array([rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.4), 0, 0.3]))
     cam = _camera(cfg, rng)
     shift = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.2, 0.2), rng.uniform(2.5, 4.0)])
@@ -231,6 +235,13 @@ def make_sample(
         joints=joints.astype(np.float32),
         subject=subject,
     )
+
+
+def _fit_length(angles: np.ndarray, frames: int) -> np.ndarray:
+    """Crop, or hold the last pose, to `frames` frames."""
+    if len(angles) >= frames:
+        return angles[:frames]
+    return np.concatenate([angles, np.repeat(angles[-1:], frames - len(angles), axis=0)])
 
 
 def class_name(order: tuple[int, ...]) -> str:

@@ -34,3 +34,16 @@ def test_generator_is_deterministic_and_varied(tmp_path):
     assert train_subjects and test_subjects and not train_subjects & test_subjects
     m = read_manifest(tmp_path / "a")
     assert m.counts["train"]["per_class"] == [10, 10, 10] and m.layout.name == "ntu25"
+
+
+def test_partner_second_person_performs_while_idle_one_sways(tmp_path):
+    def second_person_motion(partner: bool) -> float:
+        cfg = SyntheticConfig(num_classes=2, train_per_class=12, test_per_class=2,
+                              second_person=1.0, partner=partner, seed=2)  # fmt: skip
+        generate(tmp_path / str(partner), cfg)
+        samples = load_samples(tmp_path / str(partner))
+        assert all(s.joints.shape[0] == 2 for s in samples)
+        # how far the second person's wrists travel (std over time; noise alone is 0.015 m)
+        return float(np.mean([s.joints[1][:, [6, 10]].std(axis=0).mean() for s in samples]))
+
+    assert second_person_motion(True) > 2 * second_person_motion(False)

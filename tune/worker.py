@@ -12,6 +12,7 @@ so far) and every rank reports.
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import tempfile
@@ -115,8 +116,10 @@ class ValidationKnn:
         from mcc.evaluate import knn
 
         m = self.splits.manifest
+        on_cpu = next(encoder.parameters()).device.type == "cpu"
+        enc = encoder if on_cpu else copy.deepcopy(encoder).cpu()  # kNN inputs are on the CPU
         with torch.no_grad():
-            res = knn(encoder, self.splits.train, self.splits.val, self.cfg, m.max_bodies,
+            res = knn(enc, self.splits.train, self.splits.val, self.cfg, m.max_bodies,
                       len(m.classes))  # fmt: skip
         encoder.train()
         return float(res["top1"])
