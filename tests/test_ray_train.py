@@ -53,15 +53,18 @@ def test_one_worker_gives_the_single_process_loss_curve(ray_cluster, tiny_data, 
 
 
 def test_two_nodes_two_workers_survive_a_killed_worker(ray_cluster, tiny_data, tmp_path):
-    """2 DDP workers, one per node; rank 1 is SIGKILLed mid-epoch 1 (after 1 of 2 steps)."""
+    """2 DDP workers, one per node, sampling in-process; rank 1 is SIGKILLed mid-epoch 1
+    (after 1 of 2 steps)."""
     cfg = tiny_cfg(tiny_data, **{"optim.epochs": 3, "optim.batch_size": 8})
     marker = tmp_path / "killed.txt"
     fault = {"rank": 1, "epoch": 1, "step": 1, "marker": str(marker)}
     with pytest.warns(UserWarning, match="local folder"):
         res = run_pretraining(
-            cfg, tmp_path / "r", num_workers=2, placement="STRICT_SPREAD", fault=fault,
-            max_failures=1,
+            cfg, tmp_path / "r", num_workers=2, cpus_per_worker=2, placement="STRICT_SPREAD",
+            fault=fault, max_failures=1,
         )  # fmt: skip
+    # 2 workers x 2 CPUs hold every CPU of the 2 nodes: sampling moves into the workers
+    assert res["sampling"] == "worker"
     assert marker.exists()  # the worker really was killed
     runs = history(tmp_path / "r")
     assert [m["epoch"] for m in runs] == [0, 1, 2]

@@ -13,9 +13,9 @@ sample's views are seeded by (seed, epoch, sample index), so a Ray run sees exac
 of `python -m mcc pretrain` with the same seed. The per-epoch shuffle is the sort: a seeded
 permutation, different every epoch, identical on every run.
 
-`worker_batches` is the fallback when no CPU is left for Ray Data tasks (every CPU taken by
-Train workers): the worker pulls its rows from the materialized dataset (no tasks needed) and
-samples in-process with the same functions.
+`local_samples` serves the fallback when no CPU is left for Ray Data tasks (every CPU taken by
+Train workers): the worker pulls the rows from the materialized dataset (no tasks needed) and
+samples in-process with `mcc.train.pretrain_batches`, the same functions.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from mcc.data import train_ids
 from mcc.layouts import Layout
 from mcc.sampling import normalize
 from mcc.shards import Sample, read_manifest
-from mcc.train import batch_tensors, epoch_plan, pretrain_batches, view_arrays
+from mcc.train import batch_tensors, epoch_plan, view_arrays
 
 SHAPE = ["bodies", "frames", "joints", "channels"]
 
@@ -187,16 +187,3 @@ def local_samples(raw: ray.data.Dataset, num_samples: int, cfg: PretrainConfig, 
             idx = int(b["index"][i])
             out[idx] = Sample(str(idx), -1, "train", normalize(seq, layout, cfg.data.normalize))
     return out
-
-
-def worker_batches(
-    samples: list[Sample],
-    cfg: PretrainConfig,
-    layout: Layout,
-    bodies: int,
-    epoch: int,
-    rank: int,
-    world_size: int,
-) -> Iterator[dict[str, torch.Tensor]]:
-    """The same batches as `epoch_batches`, sampled in this process."""
-    return pretrain_batches(samples, cfg, epoch, bodies, layout.coord_channels, rank, world_size)

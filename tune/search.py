@@ -162,8 +162,7 @@ def row_of(result, max_epochs: int, out: Path) -> dict:
 def final_checkpoint(out: Path, name: str) -> str:
     """The trial's newest Ray Train checkpoint file. Read from the Train storage, because ASHA
     (also at max_t) stops a trial's driver as soon as its last epoch is reported."""
-    from tune.train import latest_checkpoint
-    from tune.worker import CHECKPOINT_FILE
+    from tune.worker import CHECKPOINT_FILE, latest_checkpoint
 
     found = latest_checkpoint(str(out / "train"), name)
     return f"{found[0].path}/{CHECKPOINT_FILE}" if found else ""

@@ -24,8 +24,6 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python tune/train.py` from a checkout or a job's working dir
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pyarrow.fs
-
 from mcc import presets
 from mcc.checkpoint import CheckpointError, load_checkpoint
 from mcc.cli import SET_HELP
@@ -34,41 +32,6 @@ from mcc.runs import RunDir
 from mcc.shards import read_manifest
 
 RUN_NAME = "pretrain"
-
-
-def _checkpoint_dirs(storage_path: str, name: str):
-    """The run's Ray checkpoint folders, newest first (their names are timestamps)."""
-    fs, root = pyarrow.fs.FileSystem.from_uri(storage_path)
-    info = fs.get_file_info(pyarrow.fs.FileSelector(f"{root}/{name}", allow_not_found=True))
-    dirs = [
-        i.path
-        for i in info
-        if i.base_name.startswith("checkpoint_") and i.type == pyarrow.fs.FileType.Directory
-    ]
-    return fs, sorted(dirs, reverse=True)
-
-
-def latest_checkpoint(storage_path: str, name: str):
-    """The newest checkpoint of a run that loads, as (ray.train.Checkpoint, epoch), or None.
-
-    Ray Train restores from its own record of reported checkpoints, which a job killed at the
-    wrong moment may not have written yet; --resume scans the folder instead, skipping any
-    checkpoint the kill left half-copied."""
-    import ray.train
-
-    from tune.worker import CHECKPOINT_FILE
-
-    fs, dirs = _checkpoint_dirs(storage_path, name)
-    for d in dirs:
-        ckpt = ray.train.Checkpoint(path=d, filesystem=fs)
-        try:
-            with ckpt.as_directory() as local:
-                state = load_checkpoint(Path(local) / CHECKPOINT_FILE)
-        except CheckpointError as e:
-            print(f"skipping {d}: {e}", file=sys.stderr)
-            continue
-        return ckpt, state["epoch"]
-    return None
 
 
 def _storage(storage_path: str | None, out: Path) -> str:
@@ -113,11 +76,11 @@ def run_pretraining(
     from mcc.config import to_dict
     from tune.cluster import check_storage, plan_resources
     from tune.data import read_train
-    from tune.worker import CHECKPOINT_FILE, train_loop
+    from tune.worker import CHECKPOINT_FILE, checkpoint_dirs, latest_checkpoint, train_loop
 
     out = Path(out).resolve()
     storage = _storage(storage_path, out)
-    if _checkpoint_dirs(storage, name)[1] and not resume:
+    if checkpoint_dirs(storage, name)[1] and not resume:
         raise ConfigError(
             f"{storage}/{name} already holds a run; pass --resume to continue it or choose "
             f"another --out / --storage-path"
@@ -132,9 +95,9 @@ def run_pretraining(
     sampling, data_cpus = plan_resources(num_workers, cpus_per_worker, use_gpu, sampling)
     check_storage(storage)
     manifest = read_manifest(cfg.data.path)
-    resume_from = latest_checkpoint(storage, name) if resume else None
-    if resume_from is not None:
-        print(f"resuming after epoch {resume_from[1] + 1}/{cfg.optim.epochs}", flush=True)
+    found = latest_checkpoint(storage, name) if resume else None
+    if found is not None:
+        print(f"resuming after epoch {found[1] + 1}/{cfg.optim.epochs}", flush=True)
     run = RunDir(out)
     run.write_config(to_dict(cfg))
     t0 = time.time()
@@ -165,7 +128,7 @@ def run_pretraining(
             "fault": fault,
             "objective": objective,
             "eval_overrides": eval_overrides,
-            "resume_from": resume_from[0] if resume_from else None,
+            "storage": [storage, name],
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=num_workers,

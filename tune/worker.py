@@ -15,9 +15,11 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import sys
 import tempfile
 from pathlib import Path
 
+import pyarrow.fs
 import ray
 import ray.train
 import ray.train.torch
@@ -25,18 +27,19 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from mcc.checkpoint import load_checkpoint, save_checkpoint
+from mcc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mcc.config import PretrainConfig, from_dict
 from mcc.layouts import layout_from_dict
 from mcc.train import (
     build_training,
+    pretrain_batches,
     restore_training,
     run_epoch,
     seed_everything,
     training_state,
     use_bn_mode,
 )
-from tune.data import epoch_batches, epochs_ahead, local_samples, worker_batches
+from tune.data import epoch_batches, epochs_ahead, local_samples
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -82,10 +85,42 @@ def _fault(batches, fault: dict | None, epoch: int, rank: int):
         yield b
 
 
+def checkpoint_dirs(storage_path: str, name: str):
+    """The run's Ray checkpoint folders, newest first (their names are timestamps)."""
+    fs, root = pyarrow.fs.FileSystem.from_uri(storage_path)
+    info = fs.get_file_info(pyarrow.fs.FileSelector(f"{root}/{name}", allow_not_found=True))
+    dirs = [
+        i.path
+        for i in info
+        if i.base_name.startswith("checkpoint_") and i.type == pyarrow.fs.FileType.Directory
+    ]
+    return fs, sorted(dirs, reverse=True)
+
+
+def latest_checkpoint(storage_path: str, name: str):
+    """The newest checkpoint of a run that loads, as (ray.train.Checkpoint, epoch), or None.
+
+    Ray Train restores from its own record of reported checkpoints, which it updates after the
+    report returns: a worker or job killed right after a report loses it (seen here: a worker
+    killed one step after its epoch-0 report restarted from scratch). The folder itself is
+    the record that survives; checkpoints a kill left half-copied are skipped."""
+    fs, dirs = checkpoint_dirs(storage_path, name)
+    for d in dirs:
+        ckpt = ray.train.Checkpoint(path=d, filesystem=fs)
+        try:
+            with ckpt.as_directory() as local:
+                state = load_checkpoint(Path(local) / CHECKPOINT_FILE)
+        except CheckpointError as e:
+            print(f"skipping {d}: {e}", file=sys.stderr)
+            continue
+        return ckpt, state["epoch"]
+    return None
+
+
 def _newest_state(*checkpoints) -> dict | None:
     """The training state of the newest of the given Ray checkpoints (None: start fresh).
-    Candidates: Ray Train's latest (a restart after a worker failure within this run) and the
-    one `--resume` found in the storage folder (a run whose job was killed)."""
+    Candidates: Ray Train's latest and the newest in the run's storage folder. The folder
+    holds only this run's checkpoints: a new run refuses a folder that has any."""
     best = None
     for ckpt in checkpoints:
         if ckpt is None:
@@ -127,9 +162,9 @@ class ValidationKnn:
 
 def train_loop(config: dict) -> None:
     """Ray Train `train_loop_per_worker`. config: cfg (PretrainConfig as a dict), layout,
-    bodies, raw (the materialized dataset), num_samples, resume_from, sampling ('ray-data' |
-    'worker'), data_cpus, bn_mode, threads, objective ('val_knn' or None),
-    eval_overrides, fault (tests only)."""
+    bodies, raw (the materialized dataset), num_samples, storage ([path, run name]),
+    sampling ('ray-data' | 'worker'), data_cpus, bn_mode, threads, objective ('val_knn' or
+    None), eval_overrides, fault (tests only)."""
     cfg = from_dict(PretrainConfig, config["cfg"])
     layout = layout_from_dict(config["layout"])
     bodies = config["bodies"]
@@ -141,7 +176,8 @@ def train_loop(config: dict) -> None:
     seed_everything(cfg.seed)
     model, opt, sched = build_training(cfg, layout)
     start, history = 0, []
-    state = _newest_state(ray.train.get_checkpoint(), config.get("resume_from"))
+    found = latest_checkpoint(*config["storage"])
+    state = _newest_state(ray.train.get_checkpoint(), found[0] if found else None)
     if state is not None:
         start = restore_training(state, cfg, model, opt, sched, state["path"])
         history = state.get("history", [])[:start]
@@ -167,7 +203,7 @@ def train_loop(config: dict) -> None:
 
     if samples is not None:
         epochs = (
-            worker_batches(samples, cfg, layout, bodies, e, rank, world)
+            pretrain_batches(samples, cfg, e, bodies, layout.coord_channels, rank, world)
             for e in range(start, cfg.optim.epochs)
         )
     else:  # enough batches ahead to cover the next epoch's sort (about 5 s here)
