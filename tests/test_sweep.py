@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("ray")
 pytest.importorskip("optuna")
 
-from tune.sweep import main  # noqa: E402
+from tune.sweep import cell_name, main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,3 +106,37 @@ def test_sweep_runs_as_a_ray_job(ray_cluster, tiny_data, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert len(pd.read_csv(out / "results.csv")) == 1
     assert (out / "summary.md").exists()
+
+
+def test_killed_search_resumes_without_rerunning_finished_trials(ray_cluster, tiny_data,
+                                                                 tmp_path):  # fmt: skip
+    out = tmp_path / "s"
+    args = tiny_args(tiny_data, out, "--search", "loss.tau", "--trials", "2", "--test-eval",
+                     "none", "--address", ray_cluster.address)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(REPO / "tune" / "sweep.py"), *args],
+                            start_new_session=True, stdout=subprocess.DEVNULL)  # fmt: skip
+
+    def finished() -> dict:
+        """Trials whose last epoch reached Tune (so its checkpoint was fully written first):
+        trial name -> its checkpoint folders."""
+        out_ = {}
+        for f in (out / "tune").glob("sweep/*/result.json"):
+            lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+            if lines and lines[-1].get("epoch") == 1:
+                name = cell_name(lines[-1]["config"])
+                out_[name] = sorted(p.name for p in (out / "train" / name).glob("checkpoint_*"))
+        return out_
+
+    deadline = time.time() + 300
+    while time.time() < deadline and not finished():
+        assert proc.poll() is None, "the sweep ended before it was killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = finished()
+    assert done, "no trial finished before the kill"
+    assert main(args + ["--resume"]) == 0
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 2 and table["val_knn_top1"].notna().all()
+    for name, ckpts in done.items():  # a finished trial wrote no new checkpoint
+        assert sorted(p.name for p in (out / "train" / name).glob("checkpoint_*")) == ckpts

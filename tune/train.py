@@ -145,9 +145,13 @@ def run_pretraining(
         ),
     )
     result = trainer.fit()
-    if result.checkpoint is None:
+    final = result.checkpoint
+    if final is None:  # Ray Train's record can miss a checkpoint a kill interrupted
+        found = latest_checkpoint(storage, name)
+        final = found[0] if found else None
+    if final is None:
         raise CheckpointError(f"the run in {storage}/{name} ended without a checkpoint")
-    with result.checkpoint.as_directory() as d:
+    with final.as_directory() as d:
         shutil.copyfile(Path(d) / CHECKPOINT_FILE, run.checkpoint)
     state = load_checkpoint(run.checkpoint)
     run.truncate_metrics(0)
@@ -167,7 +171,7 @@ def run_pretraining(
         "final": history[-1] if history else {},
         "first_loss": history[0].get("loss") if history else None,
         "checkpoint": str(run.checkpoint),
-        "ray_checkpoint": result.checkpoint.path,
+        "ray_checkpoint": final.path,
         "storage": f"{storage}/{name}",
     }
     return run.write_result(summary, cfg.seed, wall_time=round(time.time() - t0, 3))

@@ -211,6 +211,10 @@ def train_loop(config: dict) -> None:
     objective = None
     if config.get("objective") == "val_knn" and rank == 0:
         objective = ValidationKnn(cfg, config.get("eval_overrides") or {})
+    if start >= cfg.optim.epochs and history:
+        # Nothing left to train (a resumed run that had finished): report the last epoch
+        # again, so a Tune trial restored around this run still gets its final metrics.
+        ray.train.report(history[-1])
     for epoch, batches in zip(range(start, cfg.optim.epochs), epochs):
         batches = _to_device(_fault(batches, config.get("fault"), epoch, rank), device)
         metrics = run_epoch(
