@@ -258,6 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a failed Ray Train run: its cause in one line, details above
+        import ray.train
+
+        if not isinstance(e, ray.train.TrainingFailedError):
+            raise
+        cause = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
+        print(f"error: training failed after its retries ({cause}); the workers' "
+              f"tracebacks are above, checkpoints stay in the storage for --resume",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
