@@ -100,7 +100,7 @@ class EvalConfig:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.normalize": ("none", "center", "center-align"),
+    "data.normalize": ("none", "center", "center-each", "center-align"),
     "sampling.overflow": ("loop", "cap"),
     "sampling.positive": ("speed", "none"),
     "sampling.negative": ("shuffle", "jitter", "view"),

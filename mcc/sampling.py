@@ -237,6 +237,8 @@ def normalize(seq: np.ndarray, layout: Layout, mode: str) -> np.ndarray:
     """Optional skeleton normalisation, applied on load (never baked into the shards).
 
     center: subtract body 0's centre joint, per frame, from every present body's coordinates.
+    center-each: subtract each body's own centre joint, per frame (drops where the bodies
+    stand relative to each other).
     center-align: then rotate the sequence so that, in the first frame, the layout's
     bottom->top joints point along +z and left->right along +x (2s-AGCN's pre-processing).
     """
@@ -245,12 +247,15 @@ def normalize(seq: np.ndarray, layout: Layout, mode: str) -> np.ndarray:
     c = list(layout.coord_channels)
     out = seq.astype(np.float32, copy=True)
     present = np.abs(seq).sum(axis=(2, 3), keepdims=True) > 0  # (M, T, 1, 1)
-    origin = seq[0:1, :, layout.center : layout.center + 1][..., c]  # (1, T, 1, len(c))
+    body = slice(None) if mode == "center-each" else slice(0, 1)
+    origin = seq[body, :, layout.center : layout.center + 1][..., c]  # (1 or M, T, 1, len(c))
     out[..., c] = np.where(present, seq[..., c] - origin, 0.0)
-    if mode == "center":
+    if mode in ("center", "center-each"):
         return out
     if mode != "center-align":
-        raise ConfigError(f"data.normalize={mode!r} is not allowed; none, center, center-align")
+        raise ConfigError(
+            f"data.normalize={mode!r} is not allowed; none, center, center-each, center-align"
+        )
     if layout.align is None or len(c) != 3:
         raise ConfigError(
             f"data.normalize=center-align needs a 3D layout with `align` joints; "

@@ -517,6 +517,17 @@ def test_normalize_center():
     assert normalize(seq, NTU25, "none") is seq
 
 
+def test_normalize_center_each_puts_every_body_on_its_own_centre():
+    rng = np.random.default_rng(1)
+    seq = rng.normal(size=(2, 10, 25, 3)).astype(np.float32) + 5.0
+    seq[1, 6:] = 0.0  # body 1 leaves after frame 5
+    out = normalize(seq, NTU25, "center-each")
+    np.testing.assert_allclose(out[0, :, NTU25.center], 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[1, :6, NTU25.center], 0.0, atol=1e-6)
+    assert (out[1, 6:] == 0).all()
+    np.testing.assert_allclose(out[1, :6], seq[1, :6] - seq[1, :6, 20:21], atol=1e-6)
+
+
 def test_normalize_center_2d_keeps_score():
     rng = np.random.default_rng(0)
     seq = rng.uniform(0.1, 1.0, size=(1, 5, 18, 3)).astype(np.float32)
