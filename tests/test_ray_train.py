@@ -133,3 +133,12 @@ def test_runs_that_cannot_fit_fail_at_once(ray_cluster, tiny_data, tmp_path, cap
     with pytest.raises(ConfigError, match="SyncBatchNorm runs on GPUs only"):
         run_pretraining(tiny_cfg(tiny_data), tmp_path / "s", bn_mode="sync")
     assert time.time() - t0 < 30
+
+
+def test_a_failed_run_ends_with_one_error_line(ray_cluster, tiny_data, tmp_path, capsys):
+    rc = train_main(["--data", tiny_data, "--out", str(tmp_path / "r"), "--preset", "tiny",
+                     "--set", "optim.lr=1e30", "--max-failures", "0", "--eval", "none",
+                     "--address", ray_cluster.address])  # fmt: skip
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "error: training failed" in err and "loss became" in err
