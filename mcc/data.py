@@ -70,16 +70,11 @@ def train_ids(cfg: DataConfig) -> list[str]:
 
 def load_splits(cfg: DataConfig) -> Splits:
     manifest = read_manifest(cfg.path)
+    pretrain_ids = set(train_ids(cfg))  # the one rule for the split, shared with Ray Data
     samples = load_samples(cfg.path)
     for s in samples:
         s.joints = normalize(s.joints, manifest.layout, cfg.normalize)
-    train = [s for s in samples if s.split == "train"]
+    train = [s for s in samples if s.split == "train" and s.sample_id in pretrain_ids]
+    val = [s for s in samples if s.split == "train" and s.sample_id not in pretrain_ids]
     test = [s for s in samples if s.split == "test"]
-    if not train:
-        raise ConfigError(f"dataset {cfg.path} has no 'train' split")
-    val: list[Sample] = []
-    if cfg.val_fraction > 0:
-        val = per_class_subset(train, cfg.val_fraction, cfg.val_seed, "data.val_fraction")
-        ids = {s.sample_id for s in val}
-        train = [s for s in train if s.sample_id not in ids]
     return Splits(manifest, train, val, test)

@@ -10,7 +10,7 @@ import torch
 
 from mcc.checkpoint import CheckpointError, load_checkpoint
 from mcc.config import ConfigError, PretrainConfig, apply_overrides
-from mcc.data import load_splits
+from mcc.data import load_splits, train_ids
 from mcc.model import MCC
 from mcc.train import make_optimizer, pretrain, pretrain_batches, training_step
 
@@ -192,3 +192,17 @@ def test_zero_epochs_writes_an_untrained_checkpoint(tiny_data, tmp_path):
     cfg = tiny_cfg(tiny_data, **{"optim.epochs": "0"})
     pretrain(cfg, tmp_path / "r", progress=False)
     assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["epoch"] == -1
+
+
+def test_validation_carve_is_seeded_per_class_and_shared_by_every_path(tiny_data):
+    cfg = tiny_cfg(tiny_data, **{"data.val_fraction": "0.25"}).data
+    splits = load_splits(cfg)
+    assert [s.sample_id for s in splits.train] == train_ids(cfg)  # what Ray Data reads
+    val_ids = {s.sample_id for s in splits.val}
+    assert val_ids and not val_ids & set(train_ids(cfg))
+    labels = [s.label for s in splits.val]
+    assert all(labels.count(c) == 2 for c in set(labels))  # 25 % of 8 per class
+    assert len(splits.train) + len(splits.val) == 32
+    other = load_splits(tiny_cfg(tiny_data, **{"data.val_fraction": "0.25",
+                                               "data.val_seed": "1"}).data)  # fmt: skip
+    assert {s.sample_id for s in other.val} != val_ids
