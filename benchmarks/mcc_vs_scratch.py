@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 
 from mcc import presets
-from mcc.config import EvalConfig, PretrainConfig, apply_overrides, parse_set_args
+from mcc.config import PretrainConfig, apply_overrides, parse_set_args
 from mcc.evaluate import evaluate
 from mcc.train import pretrain
 
@@ -55,14 +55,6 @@ def main() -> None:
         if not (run / "result.json").exists():
             pretrain(pre, run, resume=True, progress=False)
         ckpt = str(run / "checkpoint.pt")
-        eval_base = {
-            **presets.EVALUATE[args.preset],
-            "data.path": args.data,
-            "data.normalize": pre.data.normalize,
-            "model.width": str(pre.model.width),
-            "seed": str(seed),
-            **parse_set_args(args.eval_set),
-        }
         cells = [
             ("knn", "MCC", ckpt, {"protocol": "knn"}),
             ("knn", "random init", None, {"protocol": "knn"}),
@@ -73,7 +65,7 @@ def main() -> None:
              {"label_fraction": str(args.fraction)}),
         ]  # fmt: skip
         for protocol, init, c, over in cells:
-            cfg = apply_overrides(EvalConfig(), {**eval_base, **over})
+            cfg = presets.evaluation(pre, args.preset, {**parse_set_args(args.eval_set), **over})
             name = f"{protocol}-{init}".replace(" ", "_").replace("%", "pct")
             path = out / f"seed{seed}" / name
             res = cached(path, lambda: evaluate(cfg, c, path, progress=False))  # noqa: B023

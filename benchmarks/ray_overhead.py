@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcc import presets  # noqa: E402
 from mcc.config import PretrainConfig, apply_overrides, parse_set_args  # noqa: E402
+from mcc.runs import RunDir  # noqa: E402
 from mcc.shards import MANIFEST, read_manifest  # noqa: E402
 from mcc.synthetic import SyntheticConfig, generate  # noqa: E402
 from mcc.train import pretrain  # noqa: E402
@@ -60,10 +61,8 @@ def main() -> None:
     bs = cfg.optim.batch_size
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        single = pretrain(cfg, Path(tmp) / "single", progress=False)
+        pretrain(cfg, Path(tmp) / "single", progress=False)
         single_wall = time.time() - t0
-        from mcc.runs import RunDir
-
         single_hist = RunDir(Path(tmp) / "single").metrics()
         print(f"connecting: {connect()}", flush=True)
         t0 = time.time()
@@ -101,7 +100,6 @@ def main() -> None:
     per_epoch = [(m["epoch"], m["clips_per_s"]) for m in ray_hist]
     print(f"per-epoch clips/s: single {[(m['epoch'], m['clips_per_s']) for m in single_hist]}")
     print(f"                   ray    {per_epoch}")
-    del single
 
 
 if __name__ == "__main__":

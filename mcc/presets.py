@@ -1,4 +1,6 @@
-"""Named sets of overrides. `paper` is the defaults (Sec. 4.2 and ST-GCN's recipe); `small`
+"""Named sets of overrides, and the evaluation config that goes with a pretraining run.
+
+`paper` is the defaults (Sec. 4.2 and ST-GCN's recipe); `small`
 shrinks the model and schedule so that a 2-core machine finishes a run in minutes; `demo`
 (the quick start) shrinks further to show the whole path in a few minutes; `tiny` is for tests.
 
@@ -67,3 +69,15 @@ EVALUATE = {
         "optim.batch_size": 16,
     },
 }
+
+
+def evaluation(pre, preset: str, overrides: dict | None = None):
+    """The EvalConfig that scores an encoder pretrained with `pre`: the `preset`'s downstream
+    recipe on the same data, normalisation, width (used without a checkpoint) and seed."""
+    from mcc.config import EvalConfig, apply_overrides
+
+    return apply_overrides(
+        EvalConfig(),
+        {**EVALUATE[preset], "data.path": pre.data.path, "data.normalize": pre.data.normalize,
+         "model.width": str(pre.model.width), "seed": str(pre.seed), **(overrides or {})},
+    )  # fmt: skip

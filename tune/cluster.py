@@ -9,6 +9,7 @@ the repository on PYTHONPATH, so its workers import `mcc` and `tune` from a plai
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -50,6 +51,16 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
         logging_level="WARNING",
     )
     return f"a local Ray with {cpus} CPUs"
+
+
+def warn_if_relative_in_job(out: str) -> None:
+    """A Ray job runs in a temporary copy of its working dir: relative output paths vanish."""
+    if not Path(out).is_absolute() and os.environ.get("RAY_JOB_SUBMISSION_ID"):
+        print(
+            f"warning: --out {out} is relative; a Ray job runs in a temporary copy of its "
+            f"working dir, so pass an absolute or shared path to keep the results",
+            file=sys.stderr,
+        )
 
 
 def alive_nodes() -> list[dict]:

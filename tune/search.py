@@ -16,7 +16,7 @@ import ray
 from ray import tune
 
 from mcc import presets
-from mcc.config import EvalConfig, PretrainConfig, apply_overrides, to_dict
+from mcc.config import PretrainConfig, to_dict
 from tune.cluster import TRIAL_DRIVER
 from tune.space import Param, to_tune
 from tune.sweep import METRIC, cell_name, run_trial
@@ -193,11 +193,7 @@ def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: 
     if done.empty:
         return
     picks = [done[METRIC].astype(float).idxmax()] if which == "best" else list(done.index)
-    ev = apply_overrides(
-        EvalConfig(),
-        {**presets.EVALUATE["small"], "data.path": base.data.path,
-         "data.normalize": base.data.normalize, "protocol": "knn", "seed": str(base.seed)},
-    )  # fmt: skip
+    ev = presets.evaluation(base, "small", {"protocol": "knn"})
     for i in picks:
         ckpt = table.at[i, "checkpoint"]
         if not ckpt or not Path(ckpt).exists():

@@ -165,10 +165,9 @@ def sweep(args) -> int:
     cells = grid_cells(space, args.cells) if args.grid or args.cells else None
     for c in cells or []:
         trial_config(base, c)  # every cell is a valid config
-    if not Path(args.out).is_absolute() and os.environ.get("RAY_JOB_SUBMISSION_ID"):
-        print(f"warning: --out {args.out} is relative; a Ray job runs in a temporary copy of "
-              f"its working dir, so pass an absolute or shared path to keep the results",
-              file=sys.stderr)  # fmt: skip
+    from tune.cluster import warn_if_relative_in_job
+
+    warn_if_relative_in_job(args.out)
     out = Path(args.out).expanduser().resolve()
     check_storage_writable(out)
     experiment = out / "tune"

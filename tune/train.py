@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -27,7 +26,7 @@ if __package__ in (None, ""):  # `python tune/train.py` from a checkout or a job
 from mcc import presets
 from mcc.checkpoint import CheckpointError, load_checkpoint
 from mcc.cli import SET_HELP
-from mcc.config import ConfigError, EvalConfig, PretrainConfig, apply_overrides, parse_set_args
+from mcc.config import ConfigError, PretrainConfig, apply_overrides, parse_set_args
 from mcc.runs import RunDir
 from mcc.shards import read_manifest
 
@@ -74,6 +73,7 @@ def run_pretraining(
     from ray.train.torch import TorchTrainer
 
     from mcc.config import to_dict
+    from mcc.train import epoch_plan
     from tune.cluster import check_storage, plan_resources
     from tune.data import read_train
     from tune.worker import CHECKPOINT_FILE, checkpoint_dirs, latest_checkpoint, train_loop
@@ -97,16 +97,12 @@ def run_pretraining(
     manifest = read_manifest(cfg.data.path)
     found = latest_checkpoint(storage, name) if resume else None
     if found is not None:
-        print(f"resuming after epoch {found[1] + 1}/{cfg.optim.epochs}", flush=True)
+        print(f"resuming after epoch {found[1]['epoch'] + 1}/{cfg.optim.epochs}", flush=True)
     run = RunDir(out)
     run.write_config(to_dict(cfg))
     t0 = time.time()
     raw, n = read_train(cfg)
-    if n < cfg.optim.batch_size * num_workers:
-        raise ConfigError(
-            f"{n} training samples are fewer than one step's batch "
-            f"(optim.batch_size={cfg.optim.batch_size} x {num_workers} workers)"
-        )
+    epoch_plan(n, cfg, 0, num_workers)  # too few samples for one step: the error, here
     print(
         f"{n} training samples; {num_workers} worker(s) x {cpus_per_worker:g} CPU; "
         f"sampling in {'Ray Data tasks' if sampling == 'ray-data' else 'the workers'}; "
@@ -217,13 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             PretrainConfig(),
             {**presets.PRETRAIN[args.preset], "data.path": args.data, **parse_set_args(args.set)},
         )
-        if not Path(args.out).is_absolute() and os.environ.get("RAY_JOB_SUBMISSION_ID"):
-            print(
-                f"warning: --out {args.out} is relative; a Ray job runs in a temporary copy of "
-                f"its working dir, so pass an absolute or shared path to keep the results",
-                file=sys.stderr,
-            )
-        from tune.cluster import connect
+        from tune.cluster import connect, warn_if_relative_in_job
+
+        warn_if_relative_in_job(args.out)
 
         print(f"using {connect(args.address)}", flush=True)
         res = run_pretraining(
@@ -245,12 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.eval != "none":
             from mcc.evaluate import evaluate
 
-            ev = apply_overrides(
-                EvalConfig(),
-                {**presets.EVALUATE[args.preset], "data.path": args.data,
-                 "data.normalize": pre.data.normalize, "protocol": args.eval,
-                 "seed": str(pre.seed)},
-            )  # fmt: skip
+            ev = presets.evaluation(pre, args.preset, {"protocol": args.eval})
             out = Path(args.out) / f"eval-{args.eval}"
             r = evaluate(ev, res["checkpoint"], out, progress=not args.no_progress)
             print(f"{args.eval} top-1 {r['top1']:.2f}  top-5 {r['top5']:.2f}  ({out})")

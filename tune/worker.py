@@ -98,7 +98,8 @@ def checkpoint_dirs(storage_path: str, name: str):
 
 
 def latest_checkpoint(storage_path: str, name: str):
-    """The newest checkpoint of a run that loads, as (ray.train.Checkpoint, epoch), or None.
+    """The newest checkpoint of a run that loads, as (ray.train.Checkpoint, its training
+    state), or None.
 
     Ray Train restores from its own record of reported checkpoints, which it updates after the
     report returns: a worker or job killed right after a report loses it (seen here: a worker
@@ -113,24 +114,9 @@ def latest_checkpoint(storage_path: str, name: str):
         except CheckpointError as e:
             print(f"skipping {d}: {e}", file=sys.stderr)
             continue
-        return ckpt, state["epoch"]
-    return None
-
-
-def _newest_state(*checkpoints) -> dict | None:
-    """The training state of the newest of the given Ray checkpoints (None: start fresh).
-    Candidates: Ray Train's latest and the newest in the run's storage folder. The folder
-    holds only this run's checkpoints: a new run refuses a folder that has any."""
-    best = None
-    for ckpt in checkpoints:
-        if ckpt is None:
-            continue
-        with ckpt.as_directory() as d:
-            state = load_checkpoint(Path(d) / CHECKPOINT_FILE)
         state["path"] = ckpt.path
-        if best is None or state["epoch"] > best["epoch"]:
-            best = state
-    return best
+        return ckpt, state
+    return None
 
 
 class ValidationKnn:
@@ -176,9 +162,11 @@ def train_loop(config: dict) -> None:
     seed_everything(cfg.seed)
     model, opt, sched = build_training(cfg, layout)
     start, history = 0, []
+    # The storage folder holds every checkpoint Ray Train recorded and the ones it had not yet
+    # recorded when a worker or the job was killed: restore the newest of them.
     found = latest_checkpoint(*config["storage"])
-    state = _newest_state(ray.train.get_checkpoint(), found[0] if found else None)
-    if state is not None:
+    if found is not None:
+        state = found[1]
         start = restore_training(state, cfg, model, opt, sched, state["path"])
         history = state.get("history", [])[:start]
     model = use_bn_mode(model, config["bn_mode"]).to(device)
@@ -196,7 +184,6 @@ def train_loop(config: dict) -> None:
     raw, n = config["raw"], config["num_samples"]
     samples = local_samples(raw, n, cfg, layout) if config["sampling"] == "worker" else None
     bs = cfg.optim.batch_size
-    steps = n // (bs * world)
 
     def stream(epoch: int):
         return epoch_batches(raw, n, cfg, layout, bodies, epoch, rank, world, config["data_cpus"])
@@ -227,7 +214,6 @@ def train_loop(config: dict) -> None:
             gather=gather,
             bn_mode=config["bn_mode"],
             total=total,
-            steps=steps,
         )
         metrics["queue_spread"] = _queue_spread(model)
         metrics["workers"] = world
