@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser(
         "evaluate",
-        help="kNN or fine-tuning of an encoder",
+        help="kNN, linear evaluation or fine-tuning of an encoder",
         epilog="config keys: " + ", ".join(valid_keys(EvalConfig)),
     )
     q.add_argument("--data", help="prepared dataset folder (data.path)")
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pretraining checkpoint or run folder; omit or 'none' "
         "for a random initialisation (training from scratch)",
     )
-    q.add_argument("--protocol", choices=["knn", "finetune"])
+    q.add_argument("--protocol", choices=["knn", "linear", "finetune"])
     q.add_argument("--out", required=True, help="run folder")
     q.add_argument("--preset", choices=sorted(presets.EVALUATE), default="paper")
     q.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)

@@ -90,7 +90,7 @@ class EvalConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)  # used when no checkpoint is given
     optim: OptimConfig = field(default_factory=OptimConfig)
-    protocol: str = "finetune"  # knn | finetune
+    protocol: str = "finetune"  # knn | linear | finetune
     frames: int = 64  # classifier input: whole sequence resampled to this many frames
     crop_min: float = 0.5  # training crop-and-resize keeps at least this share of frames
     knn_k: int = 20
@@ -110,7 +110,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("step", "cosine"),
     "optim.optimizer": ("sgd", "adam"),
     "precision": ("fp32", "bf16"),
-    "protocol": ("knn", "finetune"),
+    "protocol": ("knn", "linear", "finetune"),
 }
 
 

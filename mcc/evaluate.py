@@ -1,8 +1,11 @@
-"""Downstream evaluation of an encoder: kNN on pooled features, and fine-tuning.
+"""Downstream evaluation of an encoder: kNN and a linear classifier on pooled features, and
+fine-tuning.
 
 Classifier input (design.md): the whole sequence resampled to cfg.frames frames, a random
 crop-and-resize for training and a deterministic resampling for testing. The projection
-head is dropped; kNN uses the pooled backbone features.
+head is dropped; kNN and linear evaluation use the pooled backbone features. Linear
+evaluation and fine-tuning share one classifier-training loop (`train_classifier`); linear
+freezes the encoder (weights and batch-norm statistics).
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def knn(encoder, train, test, cfg: EvalConfig, bodies: int, num_classes: int) ->
     )
 
 
-def finetune(
+def train_classifier(
     encoder,
     train,
     test,
@@ -103,10 +106,15 @@ def finetune(
     num_classes: int,
     run: RunDir | None = None,
     progress: bool = True,
+    frozen: bool = False,
 ) -> dict:
-    """Train encoder + linear classifier on `train` (all layers), then score `test`."""
+    """Train a linear classifier on the encoder's pooled features on `train`, with the encoder
+    (fine-tuning) or with the encoder frozen (linear evaluation), then score `test`."""
     model = Classifier(encoder, num_classes)
-    opt, sched = make_optimizer(model.parameters(), cfg.optim)
+    encoder.requires_grad_(not frozen)
+    params = model.fc.parameters() if frozen else model.parameters()
+    opt, sched = make_optimizer(params, cfg.optim)
+    name = "linear" if frozen else "finetune"
     bs = cfg.optim.batch_size
     test_y = torch.tensor([s.label for s in test])
     for epoch in range(cfg.optim.epochs):
@@ -114,9 +122,11 @@ def finetune(
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         order = rng.permutation(len(train))
         model.train()
+        if frozen:
+            encoder.eval()  # frozen batch-norm statistics too
         t0, total, correct, seen = time.time(), 0.0, 0, 0
         steps = range(0, len(train) - (len(train) % bs if len(train) > bs else 0), bs)
-        for i in _progress(steps, len(steps), f"finetune {epoch + 1}/{cfg.optim.epochs}", progress):
+        for i in _progress(steps, len(steps), f"{name} {epoch + 1}/{cfg.optim.epochs}", progress):
             chunk = [train[j] for j in order[i : i + bs]]
             if len(chunk) < 2:
                 continue  # batch norm needs two samples
@@ -187,7 +197,10 @@ def evaluate(
     if cfg.protocol == "knn":
         res = knn(encoder, train, splits.test, cfg, bodies, n_cls)
     else:
-        res = finetune(encoder, train, splits.test, cfg, bodies, n_cls, run, progress)
+        frozen = cfg.protocol == "linear"
+        res = train_classifier(
+            encoder, train, splits.test, cfg, bodies, n_cls, run, progress, frozen
+        )
     (run.path / "labelled_ids.json").write_text(json.dumps([s.sample_id for s in train]))
     result = {
         "kind": "evaluate",

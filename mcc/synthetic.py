@@ -1,12 +1,14 @@
 """The embedded synthetic dataset: labelled skeleton motions on the 25-joint NTU layout.
 
-Each class is a cyclic choreography of whole-body "moves" (each move drives several limbs
-along a loop that starts and ends at rest). By default all classes use the same five moves
-and differ only in their order: every class visits the same set of poses, so a single frame
-cannot give the class away, and a model must read which move follows which.
-Nuisances per sample: playback speed, start phase, move amplitude and duration, body
-proportions (per subject), camera rotation, idle sway, sensor noise, sequence length, and
-sometimes a second (idle) person. Subjects split train / test like NTU's x-sub.
+Every sample moves five limbs at once (left arm, right arm, torso, left leg, right leg), each
+round a loop in joint-angle space that passes through the rest pose. A class fixes, for each
+limb, the direction of its loop and its tempo (once or twice per cycle of the slowest loop);
+any two classes differ in at least two limbs. A loop's poses do not depend on its direction or
+tempo, and each sample draws every loop's phase at random, so all classes visit the same
+poses: a single frame cannot give the class away, and a model must read how the limbs move.
+Nuisances per sample: playback speed, length, each loop's phase, amplitude, width and period,
+body proportions (per subject), camera rotation, idle sway, sensor noise, idle lead-in and
+tail, and sometimes a second (idle) person. Subjects split train / test like NTU's x-sub.
 
 Deterministic by seed; generated in a stream through the shared ShardWriter, so any size
 (up to NTU scale) fits in memory.
@@ -34,11 +36,11 @@ class SyntheticConfig:
     max_frames: int = 300
     speed_min: float = 0.5  # playback speed range (log-uniform)
     speed_max: float = 2.0
-    move_frames: int = 24  # frames of one move at speed 1
-    moves_per_sequence: int = 6  # one cycle of the 5-move choreography, plus one
+    period_frames: int = 32  # frames of one cycle of a tempo-1 loop at speed 1
+    loop_width: float = 0.5  # how wide each loop is (0: a back-and-forth line, no direction)
     idle_frames: int = 30  # up to this many idle frames before and after
-    amplitude_jitter: float = 0.3  # per move instance, relative
-    duration_jitter: float = 0.25
+    amplitude_jitter: float = 0.3  # per loop and sample, relative
+    period_jitter: float = 0.1  # per loop and sample, relative
     sway: float = 0.12  # idle sway amplitude on every joint angle (radians)
     height_jitter: float = 0.15  # per subject, relative
     limb_jitter: float = 0.1  # per subject, arm and leg lengths, relative
@@ -72,37 +74,47 @@ DOFS = (
     (12, 2), (16, 2), (1, 2),  # 13-15 hip abduction left, right, torso side bend
 )  # fmt: skip
 
-# Moves: a loop in angle space that starts and ends at rest,
-# delta(u) = (1 - cos 2 pi u) / 2 * out + sin(2 pi u) * side, u in [0, 1].
-MOVES = (
-    ({0: 1.4, 3: 1.4}, {1: 0.9, 4: -0.9}),  # arm circles, both arms
-    ({6: 1.0, 8: 1.0, 7: -1.5, 9: -1.5, 10: 0.3}, {0: 0.9, 3: 0.9, 15: 0.3}),  # squat, sweep
-    ({6: 0.9, 0: -0.5}, {13: 0.6, 1: 0.7}),  # left leg and left arm circle
-    ({10: 0.7, 12: 0.3}, {15: 0.5, 11: 0.4}),  # torso circle
-    ({8: 0.9, 3: -0.5}, {14: -0.6, 4: -0.7}),  # right leg and right arm circle
-    ({3: 1.5, 5: 0.6}, {4: -1.0, 11: -0.3}),  # right arm circle with twist
+# Limb loops: each drives a few joint angles around an ellipse that passes through rest,
+# delta(phi) = (1 - cos phi) / 2 * out + direction * sin(phi) * side * loop_width.
+# Either direction traces the same poses; only the order in which they come differs.
+LOOPS = (
+    ({0: 1.3, 2: -0.4}, {1: 0.8}),  # left arm: shoulder pitch and elbow, abduction
+    ({3: 1.3, 5: -0.4}, {4: -0.8}),  # right arm
+    ({10: 0.5, 12: 0.3}, {15: 0.4, 11: 0.3}),  # torso bend and nod, side bend and twist
+    ({6: 0.8, 7: -0.9}, {13: 0.5}),  # left leg: hip and knee, hip abduction
+    ({8: 0.8, 9: -0.9}, {14: -0.5}),  # right leg
 )
+TEMPOS = (1.0, 2.0)  # cycles per period of a tempo-1 loop
 
 
-def class_choreographies(num_classes: int, seed: int = 0) -> list[tuple[int, ...]]:
-    """The cyclic order of moves of each class.
+def class_patterns(num_classes: int, seed: int = 0) -> list[tuple[tuple[int, int], ...]]:
+    """Each class: for every loop, a (direction, tempo) pair, direction +1 / -1 and tempo an
+    index into TEMPOS.
 
-    Up to 24 classes: distinct cyclic orders of moves 0-4, so that all classes share one
-    pose set (every move starts and ends at rest) and differ only in which move follows
-    which. More classes take cyclic orders of other 5-move subsets of the 6 moves.
+    The first classes differ in the tempo of at least two loops (relative tempo: at least one
+    loop runs at tempo 1, so no class is another one played faster), each loop going in a
+    seeded direction; past the 16 such patterns, classes that differ in at least two
+    (direction, tempo) pairs join in. A loop's poses do not depend on its direction or tempo,
+    and every sample draws each loop's phase at random, so all classes visit the same poses
+    with the same frequencies: only the motion tells them apart.
     """
-    table = []
-    for subset in itertools.combinations(range(len(MOVES)), 5):
-        first, rest = subset[0], subset[1:]
-        table.append([(first, *perm) for perm in itertools.permutations(rest)])
-    base, extra = table[0], [order for group in table[1:] for order in group]
     rng = np.random.default_rng(seed)
-    rng.shuffle(base)
-    rng.shuffle(extra)
-    orders = base + extra
-    if num_classes > len(orders):
-        raise ValueError(f"synthetic: at most {len(orders)} classes, asked for {num_classes}")
-    return orders[:num_classes]
+    n = len(LOOPS)
+    # an even number of loops at tempo 2: any two differ in two loops, and one runs at tempo 1
+    tempos = [t for t in itertools.product((0, 1), repeat=n) if sum(t) % 2 == 0]
+    rng.shuffle(tempos)
+    patterns = [tuple(zip(rng.choice([1, -1], size=n).tolist(), t)) for t in tempos]
+    patterns = patterns[:num_classes]
+    full = [tuple(zip(d, t)) for t in tempos for d in itertools.product((1, -1), repeat=n)]
+    rng.shuffle(full)
+    for c in full:
+        if len(patterns) == num_classes:
+            break
+        if all(sum(x != y for x, y in zip(c, o)) >= 2 for o in patterns):
+            patterns.append(c)
+    if len(patterns) < num_classes:
+        raise ValueError(f"synthetic: at most {len(patterns)} classes, asked for {num_classes}")
+    return patterns
 
 
 def _parents() -> np.ndarray:
@@ -148,31 +160,29 @@ def forward_kinematics(angles: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return pos.transpose(1, 0, 2)
 
 
-def _angles(order: tuple[int, ...], cfg: SyntheticConfig, rng) -> np.ndarray:
-    """Joint-angle trajectories (frames, len(DOFS)) of one performance: idle lead-in, the
-    class's cyclic choreography from a random move and phase for `moves_per_sequence` moves,
-    idle tail. Its length follows from the speed and the jitters, clipped to the range."""
+def _angles(pattern, cfg: SyntheticConfig, rng) -> np.ndarray:
+    """Joint-angle trajectories (frames, len(DOFS)) of one performance: an idle lead-in, every
+    loop cycling in the class's direction and tempo from a random phase, an idle tail. Speed,
+    length, amplitudes and each loop's phase and shape are drawn per sample."""
     speed = float(np.exp(rng.uniform(np.log(cfg.speed_min), np.log(cfg.speed_max))))
-    first = int(rng.integers(len(order)))
-    moves = [order[(first + i) % len(order)] for i in range(cfg.moves_per_sequence)]
-    jit = cfg.duration_jitter
-    durations = cfg.move_frames / speed * rng.uniform(1 - jit, 1 + jit, size=len(moves))
-    lead = rng.uniform(0, cfg.idle_frames) - rng.uniform(0, 0.5) * durations[0]  # start phase
-    frames = int(round(lead + durations.sum() + rng.uniform(0, cfg.idle_frames)))
-    frames = int(np.clip(frames, cfg.min_frames, cfg.max_frames))
+    frames = int(np.exp(rng.uniform(np.log(cfg.min_frames), np.log(cfg.max_frames))))
     t = np.arange(frames)
+    lead, tail = rng.uniform(0, cfg.idle_frames, size=2).clip(0, frames / 4)
+    # fade in after the lead-in and out before the tail (20 frames at speed 1)
+    ramp = 20 / speed
+    envelope = np.clip(np.minimum(t - lead, frames - tail - t) / ramp, 0, 1)
+    envelope = (1 - np.cos(np.pi * envelope)) / 2
     angles = np.zeros((frames, len(DOFS)))
-    edge = lead
-    for dur, m in zip(durations, moves):
-        u = (t - edge) / dur
-        inside = (u >= 0) & (u < 1)
-        out, side = MOVES[m]
+    jit = cfg.period_jitter
+    for (out, side), (direction, tempo) in zip(LOOPS, pattern):
+        period = cfg.period_frames / speed / TEMPOS[tempo] * rng.uniform(1 - jit, 1 + jit)
+        phi = 2 * np.pi * t / period + rng.uniform(0, 2 * np.pi)
         amp = rng.uniform(1 - cfg.amplitude_jitter, 1 + cfg.amplitude_jitter)
+        width = direction * cfg.loop_width * rng.uniform(0.7, 1.3)
         for dof, a in out.items():
-            angles[inside, dof] += amp * a * (1 - np.cos(2 * np.pi * u[inside])) / 2
+            angles[:, dof] += amp * a * (1 - np.cos(phi)) / 2 * envelope
         for dof, a in side.items():
-            angles[inside, dof] += amp * a * np.sin(2 * np.pi * u[inside])
-        edge += dur
+            angles[:, dof] += amp * a * width * np.sin(phi) * envelope
     return angles + _sway(frames, cfg, rng)
 
 
@@ -244,13 +254,20 @@ def _fit_length(angles: np.ndarray, frames: int) -> np.ndarray:
     return np.concatenate([angles, np.repeat(angles[-1:], frames - len(angles), axis=0)])
 
 
-def class_name(order: tuple[int, ...]) -> str:
-    return "-".join(f"m{m}" for m in order)
+LOOP_NAMES = ("left-arm", "right-arm", "torso", "left-leg", "right-leg")
+
+
+def class_name(pattern) -> str:
+    """e.g. 'left-arm+ right-arm-x2 torso+ left-leg- right-leg+': direction, then tempo."""
+    return " ".join(
+        f"{n}{'+' if d > 0 else '-'}{'' if t == 0 else f'x{TEMPOS[t]:g}'}"
+        for n, (d, t) in zip(LOOP_NAMES, pattern)
+    )
 
 
 def generate(out_dir, cfg: SyntheticConfig = SyntheticConfig(), progress: bool = False):
     """Write the dataset to out_dir through the shared writer; returns the manifest."""
-    classes = class_choreographies(cfg.num_classes, cfg.seed)
+    classes = class_patterns(cfg.num_classes, cfg.seed)
     writer = ShardWriter(
         out_dir,
         name="synthetic",

@@ -214,7 +214,7 @@ def test_eval_ranges():
     with pytest.raises(ConfigError, match="label_fraction"):
         apply_overrides(EvalConfig(), {"label_fraction": "0"})
     with pytest.raises(ConfigError, match="protocol"):
-        apply_overrides(EvalConfig(), {"protocol": "linear"})
+        apply_overrides(EvalConfig(), {"protocol": "semi"})
     cfg = apply_overrides(EvalConfig(), {"protocol": "knn", "label_fraction": "0.1"})
     assert cfg.protocol == "knn" and cfg.label_fraction == 0.1
 

@@ -105,3 +105,27 @@ def test_checkpoint_of_another_layout_is_refused(tmp_path):
             progress=False,
         )
     assert NTU25.name in str(NTU25.to_json())
+
+
+def test_linear_trains_only_the_classifier_with_the_encoder_frozen(tiny_data, tmp_path):
+    from mcc.data import load_splits
+    from mcc.evaluate import train_classifier
+    from mcc.models import build_encoder
+
+    cfg = _eval_cfg(tiny_data, **{"optim.epochs": "3", "optim.optimizer": "adam",
+                                  "optim.lr": "0.01"})  # fmt: skip
+    splits = load_splits(cfg.data)
+    torch.manual_seed(0)
+    encoder = build_encoder(cfg.model, splits.manifest.layout)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    res = train_classifier(encoder, splits.train, splits.test, cfg, 2, 4, None, False, True)
+    after = encoder.state_dict()
+    # weights and batch-norm statistics untouched
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert 0 <= res["top1"] <= 100 and len(res["confusion"]) == 4
+    # the same loop with the encoder trainable moves it
+    train_classifier(encoder.requires_grad_(True), splits.train, splits.test, cfg, 2, 4,
+                     None, False, False)  # fmt: skip
+    assert not all(torch.equal(before[k], encoder.state_dict()[k]) for k in before)
+    out = evaluate(_eval_cfg(tiny_data, protocol="linear"), None, tmp_path / "lin", progress=False)
+    assert out["protocol"] == "linear"

@@ -1,17 +1,41 @@
 import numpy as np
 
 from mcc.shards import load_samples, read_manifest
-from mcc.synthetic import MOVES, SyntheticConfig, class_choreographies, generate
+from mcc.synthetic import LOOPS, SyntheticConfig, _angles, class_name, class_patterns, generate
 
 
-def test_default_classes_share_one_pose_set():
-    table = class_choreographies(24)
-    # 24 distinct cyclic orders of the same five moves (rotations are one class)
-    assert all(sorted(order) == [0, 1, 2, 3, 4] for order in table)
-    canonical = {order[order.index(0) :] + order[: order.index(0)] for order in table}
-    assert len(canonical) == 24
-    more = class_choreographies(60)
-    assert len(set(more)) == 60 and more[:24] == table and len(MOVES) == 6
+def test_classes_differ_in_relative_tempo_then_in_any_two_loops():
+    def differ(a, b):
+        return sum(x != y for x, y in zip(a, b))
+
+    table = class_patterns(16)
+    assert len(table) == 16 and all(len(p) == len(LOOPS) for p in table)
+    tempos = [tuple(t for _, t in p) for p in table]
+    # no class is another one played faster: some loop always runs at tempo 1
+    assert all(0 in t for t in tempos)
+    assert all(differ(a, b) >= 2 for i, a in enumerate(tempos) for b in tempos[:i])
+    big = class_patterns(120)
+    assert big[:16] == table and len(set(big)) == 120
+    assert all(differ(a, b) >= 2 for i, a in enumerate(big) for b in big[:i])
+    assert len({class_name(p) for p in big}) == 120
+    assert class_patterns(12, seed=3) == class_patterns(12, seed=3) != class_patterns(12, seed=4)
+
+
+def test_direction_changes_the_order_of_poses_not_the_poses():
+    """A loop run backwards visits the same angles: time-reversing one class's trajectory
+    gives the mirrored pattern, so the pose set carries no class."""
+    cfg = SyntheticConfig(sway=0.0, idle_frames=0, amplitude_jitter=0.0, period_jitter=0.0)
+    fwd = tuple((1, 0) for _ in LOOPS)
+    back = tuple((-1, 0) for _ in LOOPS)
+    a = _angles(fwd, cfg, np.random.default_rng(3))
+    b = _angles(back, cfg, np.random.default_rng(3))
+    # the same loops, each side component negated: identical "out" components ...
+    out_dofs = sorted({d for out, _ in LOOPS for d in out})
+    side_dofs = sorted({d for _, side in LOOPS for d in side} - set(out_dofs))
+    assert np.allclose(a[:, out_dofs], b[:, out_dofs])
+    # ... and side components of opposite sign: sin(phi) against -sin(phi)
+    assert np.allclose(a[:, side_dofs], -b[:, side_dofs])
+    assert np.abs(a[:, side_dofs]).max() > 0.1
 
 
 def test_generator_is_deterministic_and_varied(tmp_path):

@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-failures", type=int, default=2, help="worker restarts from the "
                    "latest checkpoint before the run fails")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue the run in --storage-path")
-    p.add_argument("--eval", choices=["knn", "finetune", "none"], default="knn",
+    p.add_argument("--eval", choices=["knn", "linear", "finetune", "none"], default="knn",
                    help="evaluation of the pretrained encoder afterwards (test split)")  # fmt: skip
     p.add_argument("--address", help="Ray cluster address ('auto' for a running one); default: "
                    "RAY_ADDRESS if set, else a local Ray")  # fmt: skip
