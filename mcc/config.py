@@ -24,6 +24,7 @@ class DataConfig:
     normalize: str = "center"  # none | center | center-align (transforms, not baked in shards)
     val_fraction: float = 0.0  # seeded validation split carved from train (model selection)
     val_seed: int = 0
+    benchmark: str = ""  # e.g. xview on NTU60: which split column; "" = the dataset's default
 
 
 @dataclass(frozen=True)

@@ -54,14 +54,19 @@ def train_ids(cfg: DataConfig) -> list[str]:
     manifest = read_manifest(root)
     ids: list[str] = []
     labels: list[int] = []
+    try:
+        col = manifest.split_column(cfg.benchmark)
+    except ValueError as e:
+        raise ConfigError(f"data.benchmark: {e}") from None
     for shard in manifest.shards:
         t = pq.read_table(
-            root / shard, columns=["sample_id", "label"], filters=[("split", "=", "train")]
+            root / shard, columns=["sample_id", "label"], filters=[(col, "=", "train")]
         )
         ids += t.column("sample_id").to_pylist()
         labels += t.column("label").to_pylist()
     if not ids:
-        raise ConfigError(f"dataset {cfg.path} has no 'train' split")
+        bench = f" in benchmark {cfg.benchmark!r}" if cfg.benchmark else ""
+        raise ConfigError(f"dataset {cfg.path} has no 'train' split{bench}")
     if cfg.val_fraction > 0:
         val = set(per_class_indices(labels, cfg.val_fraction, cfg.val_seed, "data.val_fraction"))
         ids = [s for i, s in enumerate(ids) if i not in val]
@@ -71,7 +76,7 @@ def train_ids(cfg: DataConfig) -> list[str]:
 def load_splits(cfg: DataConfig) -> Splits:
     manifest = read_manifest(cfg.path)
     pretrain_ids = set(train_ids(cfg))  # the one rule for the split, shared with Ray Data
-    samples = load_samples(cfg.path)
+    samples = load_samples(cfg.path, benchmark=cfg.benchmark)
     for s in samples:
         s.joints = normalize(s.joints, manifest.layout, cfg.normalize)
     train = [s for s in samples if s.split == "train" and s.sample_id in pretrain_ids]

@@ -12,7 +12,10 @@ Shard schema (one row per sequence, true length, no padding):
     joints     int32     V
     channels   int32     C
     data       list<float32>   M*T*V*C values in (bodies, frames, joints, channels) order
-Readable as-is by pyarrow, pandas and DuckDB.
+    split_<b>  string    only for datasets with several benchmarks (NTU x-view, x-setup,
+                         PKU-MMD x-view): the split of benchmark <b>; `split` holds the first
+Readable as-is by pyarrow, pandas and DuckDB. Each benchmark is a column of the same shards,
+never a second copy of the joints; `data.benchmark` picks one.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Sample:
     split: str
     joints: np.ndarray
     subject: int = -1
+    benchmarks: dict[str, str] = field(default_factory=dict)  # other benchmarks' splits
 
     @property
     def num_frames(self) -> int:
@@ -73,6 +77,20 @@ class Manifest:
     shards: list = field(default_factory=list)
     max_bodies: int = 1
     extra: dict = field(default_factory=dict)
+    # {name: {"column": "split" | "split_<name>", "counts": {split: ...}}}; the first is the
+    # default benchmark, stored in `split` (and in `counts`). Empty: one benchmark, `split`.
+    benchmarks: dict = field(default_factory=dict)
+
+    def split_column(self, benchmark: str = "") -> str:
+        """The shard column holding the splits of `benchmark` ("" = the default)."""
+        if not benchmark:
+            return "split"
+        if benchmark not in self.benchmarks:
+            have = sorted(self.benchmarks) or ["(none: this dataset has one split)"]
+            raise ValueError(
+                f"dataset {self.name!r} has no benchmark {benchmark!r}; it has {', '.join(have)}"
+            )
+        return self.benchmarks[benchmark]["column"]
 
     def to_json(self) -> dict:
         return {
@@ -86,6 +104,7 @@ class Manifest:
             "counts": self.counts,
             "shards": self.shards,
             "rejected": self.rejected,
+            **({"benchmarks": self.benchmarks} if self.benchmarks else {}),
             **({"extra": self.extra} if self.extra else {}),
         }
 
@@ -96,9 +115,21 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def split_columns(benchmarks: tuple[str, ...]) -> dict[str, str]:
+    """Benchmark name -> shard column: the first benchmark in `split`, the others in
+    `split_<name>`."""
+    return {b: "split" if i == 0 else f"split_{b}" for i, b in enumerate(benchmarks)}
+
+
 class ShardWriter:
-    """Buffers samples and writes Parquet shards of about `shard_mb` MB, each atomically
-    (temporary name, then rename), then the manifest on `close()`."""
+    """Buffers samples and writes Parquet shards, each atomically (temporary name, then
+    rename), then the manifest on `close()`.
+
+    Streaming importers (synthetic, .npz) let it cut a shard every `shard_mb` MB; the import
+    runner (`mcc.prepare`) names each shard itself with `flush(name)` and `adopt`s the shards
+    a killed run already finished. The manifest's counts are read back from the shards' label
+    and split columns, so they always describe what is on disk.
+    """
 
     def __init__(
         self,
@@ -109,15 +140,20 @@ class ShardWriter:
         source: str,
         shard_mb: float = 32.0,
         row_group_rows: int = 64,
+        benchmarks: tuple[str, ...] = (),
     ) -> None:
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.manifest = Manifest(name=name, layout=layout, classes=list(classes), source=source)
-        self.shard_bytes = int(shard_mb * 2**20)
+        self.shard_bytes = shard_mb * 2**20
         self.row_group_rows = row_group_rows
+        self.columns = split_columns(tuple(benchmarks))
+        self.schema = SCHEMA
+        for col in self.columns.values():
+            if col != "split":
+                self.schema = self.schema.append(pa.field(col, pa.string()))
         self._rows: list[Sample] = []
         self._bytes = 0
-        self._per_class: dict[str, Counter] = {}
 
     def add(self, s: Sample) -> None:
         m = self.manifest
@@ -129,55 +165,80 @@ class ShardWriter:
             )
         if not 0 <= s.label < len(m.classes):
             raise ValueError(f"{s.sample_id}: label {s.label} outside 0..{len(m.classes) - 1}")
+        missing = [b for b, c in self.columns.items() if c != "split" and b not in s.benchmarks]
+        if missing:
+            raise ValueError(f"{s.sample_id}: no split for benchmark(s) {missing}")
         self._rows.append(s)
         self._bytes += j.nbytes
-        self._per_class.setdefault(s.split, Counter())[s.label] += 1
-        m.max_bodies = max(m.max_bodies, j.shape[0])
         if self._bytes >= self.shard_bytes:
-            self._flush()
+            self.flush()
 
     def reject(self, sample_id: str, reason: str) -> None:
         self.manifest.rejected.append({"sample_id": sample_id, "reason": reason})
 
-    def _flush(self) -> None:
+    def flush(self, name: str | None = None) -> str | None:
+        """Write the buffered samples as one shard (`name`, or the next part number); the
+        shard's file name, or None when nothing was buffered."""
         if not self._rows:
-            return
+            return None
         rows = self._rows
-        table = pa.table(
-            {
-                "sample_id": [r.sample_id for r in rows],
-                "label": [r.label for r in rows],
-                "split": [r.split for r in rows],
-                "subject": [r.subject for r in rows],
-                "bodies": [r.joints.shape[0] for r in rows],
-                "frames": [r.joints.shape[1] for r in rows],
-                "joints": [r.joints.shape[2] for r in rows],
-                "channels": [r.joints.shape[3] for r in rows],
-                "data": pa.array(
-                    [np.ascontiguousarray(r.joints, dtype=np.float32).ravel() for r in rows],
-                    type=pa.list_(pa.float32()),
-                ),
-            },
-            schema=SCHEMA,
-        )
-        name = f"part-{len(self.manifest.shards):05d}.parquet"
+        columns = {
+            "sample_id": [r.sample_id for r in rows],
+            "label": [r.label for r in rows],
+            "split": [r.split for r in rows],
+            "subject": [r.subject for r in rows],
+            "bodies": [r.joints.shape[0] for r in rows],
+            "frames": [r.joints.shape[1] for r in rows],
+            "joints": [r.joints.shape[2] for r in rows],
+            "channels": [r.joints.shape[3] for r in rows],
+            "data": pa.array(
+                [np.ascontiguousarray(r.joints, dtype=np.float32).ravel() for r in rows],
+                type=pa.list_(pa.float32()),
+            ),
+        }
+        for b, col in self.columns.items():
+            if col != "split":
+                columns[col] = [r.benchmarks[b] for r in rows]
+        table = pa.table(columns, schema=self.schema)
+        name = name or f"part-{len(self.manifest.shards):05d}.parquet"
         path = self.out / name
         tmp = path.with_name(name + ".tmp")
         pq.write_table(table, tmp, row_group_size=self.row_group_rows, compression="zstd")
         os.replace(tmp, path)
-        self.manifest.shards.append(name)
+        self.adopt(name)
         self._rows, self._bytes = [], 0
+        return name
+
+    def adopt(self, name: str) -> None:
+        """Count a shard already on disk (written by this writer or by an earlier, killed run
+        of the same import) as part of the dataset."""
+        if name not in self.manifest.shards:
+            self.manifest.shards.append(name)
 
     def close(self, extra: dict | None = None) -> Manifest:
-        self._flush()
+        self.flush()
         m = self.manifest
-        m.counts = {
-            split: {
-                "samples": sum(c.values()),
-                "per_class": [c.get(i, 0) for i in range(len(m.classes))],
+        k = len(m.classes)
+        tallies: dict[str, dict[str, Counter]] = {b: {} for b in self.columns} or {"": {}}
+        cols = list(self.columns.values()) or ["split"]
+        for shard in m.shards:
+            t = pq.read_table(self.out / shard, columns=["label", "bodies", *cols]).to_pydict()
+            m.max_bodies = max([m.max_bodies, *t["bodies"]])
+            for b, col in (self.columns or {"": "split"}).items():
+                for label, split in zip(t["label"], t[col]):
+                    tallies[b].setdefault(split, Counter())[label] += 1
+
+        def counts(per_split: dict[str, Counter]) -> dict:
+            return {
+                split: {"samples": sum(c.values()), "per_class": [c.get(i, 0) for i in range(k)]}
+                for split, c in sorted(per_split.items())
             }
-            for split, c in sorted(self._per_class.items())
-        }
+
+        m.counts = counts(next(iter(tallies.values())))
+        if self.columns:
+            m.benchmarks = {
+                b: {"column": col, "counts": counts(tallies[b])} for b, col in self.columns.items()
+            }
         if extra:
             m.extra = extra
         text = json.dumps(m.to_json(), indent=1)
@@ -204,17 +265,22 @@ def read_manifest(path: str | Path) -> Manifest:
         shards=d.get("shards", []),
         max_bodies=d.get("max_bodies", 1),
         extra=d.get("extra", {}),
+        benchmarks=d.get("benchmarks", {}),
     )
 
 
-def load_samples(path: str | Path, split: str | None = None) -> list[Sample]:
-    """All samples of a prepared dataset (optionally of one split), in shard order."""
+def load_samples(path: str | Path, split: str | None = None, benchmark: str = "") -> list[Sample]:
+    """All samples of a prepared dataset (optionally of one split), in shard order. Each
+    sample's `split` is its split in `benchmark` ("" = the dataset's default benchmark)."""
     root = Path(path)
     manifest = read_manifest(root)
+    col = manifest.split_column(benchmark)
     out: list[Sample] = []
     for shard in manifest.shards:
-        filt = [("split", "=", split)] if split is not None else None
+        filt = [(col, "=", split)] if split is not None else None
         table = pq.read_table(root / shard, filters=filt)
+        if col != "split":
+            table = table.set_column(table.schema.get_field_index("split"), "split", table[col])
         out += samples_from_table(table)
     return out
 
@@ -226,6 +292,7 @@ def samples_from_table(table: pa.Table) -> list[Sample]:
     flat = data.values.to_numpy(zero_copy_only=False)
     offsets = data.offsets.to_numpy()
     meta = table.drop(["data"]).to_pydict()
+    others = [c for c in meta if c.startswith("split_")]
     out = []
     for i in range(table.num_rows):
         shape = (meta["bodies"][i], meta["frames"][i], meta["joints"][i], meta["channels"][i])
@@ -237,6 +304,7 @@ def samples_from_table(table: pa.Table) -> list[Sample]:
                 split=meta["split"][i],
                 joints=joints,
                 subject=int(meta["subject"][i]),
+                benchmarks={c[len("split_") :]: meta[c][i] for c in others},
             )
         )
     return out

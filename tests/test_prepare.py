@@ -1,0 +1,127 @@
+"""The import runner (mcc.prepare.run): chunks to shards, process pool, rejections, benchmark
+columns, and resuming a killed import without redoing finished shards."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from mcc.config import DataConfig
+from mcc.data import load_splits, train_ids
+from mcc.layouts import NTU25
+from mcc.prepare import PROGRESS, NothingConverted, Reject, Source, read_rejected, run
+from mcc.shards import Sample, load_samples, read_manifest
+
+CALLS: list[int] = []  # units read in this process (workers=1 runs in-process)
+
+
+def read_fake(unit: int) -> list[Sample | Reject]:
+    """Unit u: a reject when u % 5 == 3, else one sample (two when u % 4 == 0)."""
+    CALLS.append(unit)
+    if unit == CRASH_AT[0]:
+        raise RuntimeError("killed")  # stands for a SIGKILL of the import, not bad data
+    if unit % 5 == 3:
+        return [Reject(f"u{unit}", f"unit {unit} is broken")]
+    rng = np.random.default_rng(unit)
+    out = []
+    for j in range(2 if unit % 4 == 0 else 1):
+        joints = rng.normal(size=(1 + unit % 2, 10 + unit, 25, 3)).astype(np.float32)
+        split = "train" if unit % 3 else "test"
+        other = "test" if split == "train" else "train"
+        out.append(Sample(f"u{unit}_{j}", unit % 3, split, joints, unit, {"view": other}))
+    return out
+
+
+CRASH_AT = [-1]
+
+
+def fake_source(n: int = 12, **kw) -> Source:
+    return Source(
+        name="fake",
+        layout=NTU25,
+        classes=["a", "b", "c"],
+        source="unit test",
+        units=list(range(n)),
+        read=read_fake,
+        benchmarks=("sub", "view"),
+        **kw,
+    )
+
+
+def test_shards_rejects_and_counts(tmp_path):
+    m = run(fake_source(rejected=[Reject("gone", "listed as missing")]), tmp_path / "a",
+            workers=1, files_per_shard=5, progress=False)  # fmt: skip
+    assert m.shards == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert [r["sample_id"] for r in m.rejected] == ["gone", "u3", "u8"]
+    samples = load_samples(tmp_path / "a")
+    ids = [s.sample_id for s in samples]
+    assert ids[:3] == ["u0_0", "u0_1", "u1_0"] and "u3_0" not in ids and len(ids) == 12
+    assert m.counts["train"]["samples"] + m.counts["test"]["samples"] == 12
+    assert m.benchmarks["view"]["column"] == "split_view"
+    assert m.benchmarks["view"]["counts"]["train"] == m.counts["test"]
+    assert m.max_bodies == 2
+    # the second benchmark is a column of the same shards, and `data.benchmark` picks it
+    view = load_samples(tmp_path / "a", benchmark="view")
+    assert [s.split for s in view] == [s.benchmarks["view"] for s in samples]
+    assert [s.sample_id for s in load_samples(tmp_path / "a", "train", "view")] == [
+        s.sample_id for s in samples if s.split == "test"
+    ]
+    splits = load_splits(DataConfig(path=str(tmp_path / "a"), benchmark="view"))
+    assert {s.sample_id for s in splits.test} == {s.sample_id for s in samples if s.split == "train"}
+    with pytest.raises(ValueError, match="no benchmark 'xview'.*sub, view"):
+        train_ids(DataConfig(path=str(tmp_path / "a"), benchmark="xview"))
+    # --strict fails on what reading found, not on the list known beforehand
+    assert [r["sample_id"] for r in read_rejected(m, fake_source(
+        rejected=[Reject("gone", "listed as missing")]))] == ["u3", "u8"]  # fmt: skip
+
+
+def test_process_pool_writes_the_same_shards(tmp_path):
+    run(fake_source(), tmp_path / "one", workers=1, files_per_shard=4, progress=False)
+    run(fake_source(), tmp_path / "two", workers=2, files_per_shard=4, progress=False)
+    for shard in read_manifest(tmp_path / "one").shards:
+        assert pq.read_table(tmp_path / "one" / shard).equals(
+            pq.read_table(tmp_path / "two" / shard)
+        )
+
+
+def test_a_killed_import_resumes_without_redoing_finished_shards(tmp_path):
+    out = tmp_path / "ds"
+    CRASH_AT[0] = 7
+    try:
+        with pytest.raises(RuntimeError, match="killed"):
+            run(fake_source(), out, workers=1, files_per_shard=3, progress=False)
+    finally:
+        CRASH_AT[0] = -1
+    finished = sorted(p.name for p in out.glob("*.parquet"))
+    assert finished == ["part-00000.parquet", "part-00001.parquet"]  # units 0-5
+    assert not list(out.glob("*.tmp")) and not (out / "dataset.json").exists()
+    mtimes = {p: (out / p).stat().st_mtime_ns for p in finished}
+    CALLS.clear()
+    m = run(fake_source(), out, workers=1, files_per_shard=3, progress=False)
+    assert CALLS == list(range(6, 12))  # only the unfinished chunks are read again
+    assert {p: (out / p).stat().st_mtime_ns for p in finished} == mtimes
+    fresh = run(fake_source(), tmp_path / "fresh", workers=1, files_per_shard=3, progress=False)
+    assert m.counts == fresh.counts and m.rejected == fresh.rejected
+    assert m.shards == fresh.shards
+    # a finished import run again reads nothing
+    CALLS.clear()
+    run(fake_source(), out, workers=1, files_per_shard=3, progress=False)
+    assert CALLS == []
+
+
+def test_rerun_into_a_folder_of_another_import_is_refused(tmp_path):
+    run(fake_source(), tmp_path / "ds", workers=1, files_per_shard=3, progress=False)
+    with pytest.raises(ValueError, match="other input.*files_per_shard, units"):
+        run(fake_source(n=9), tmp_path / "ds", workers=1, files_per_shard=4, progress=False)
+    assert json.loads((tmp_path / "ds" / PROGRESS / "job.json").read_text())["units"] == 12
+
+
+def test_nothing_converted(tmp_path):
+    src = fake_source(n=2)
+    src.units = [3, 8]
+    with pytest.raises(NothingConverted, match="no sample of fake.*2 rejected"):
+        run(src, tmp_path / "ds", workers=1, progress=False)
+    assert len(read_manifest(tmp_path / "ds").rejected) == 2
