@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -28,20 +29,57 @@ def _config(cls, preset_table: dict, preset: str, sets: list[str] | None, extra:
     return apply_overrides(cls(), overrides)
 
 
+RAW_SOURCES = ("ntu60", "ntu120", "kinetics", "pkummd")
+
+
+def raw_source(args):
+    """The importer's Source for a raw dataset (mcc.ntu, mcc.kinetics, mcc.pkummd)."""
+    if not args.src:
+        raise ConfigError(f"prepare {args.source} needs --src (the raw dataset's folder)")
+    if args.source in ("ntu60", "ntu120"):
+        from mcc import ntu
+
+        return ntu.source(args.src, args.source, missing=args.missing, denoise=args.denoise)
+    if args.source == "kinetics":
+        from mcc import kinetics
+
+        return kinetics.source(
+            args.src,
+            label_file=args.labels,
+            split=args.split,
+            classes_file=args.classes,
+            label_from=args.label_from,
+        )
+    from mcc import pkummd
+
+    return pkummd.source(args.src, unlisted=args.unlisted)
+
+
 def cmd_prepare(args) -> int:
+    t0 = time.time()
+    strict_failures = []
     if args.source == "synthetic":
         from mcc.synthetic import SyntheticConfig, generate
 
         cfg = apply_overrides(SyntheticConfig(), parse_set_args(args.set))
-        t0 = time.time()
         m = generate(args.out, cfg, progress=not args.no_progress)
-    else:
+    elif args.source == "npz":
         from mcc.npz import import_npz
 
         if not args.src or not args.layout:
             raise ConfigError("prepare npz needs --src FILE.npz and --layout NAME|FILE.json")
-        t0 = time.time()
         m = import_npz(args.src, args.layout, args.out)
+        strict_failures = m.rejected
+    else:
+        from mcc.prepare import NothingConverted, read_rejected, run
+
+        source = raw_source(args)
+        try:
+            m = run(source, args.out, args.workers, args.files_per_shard, not args.no_progress)
+        except NothingConverted as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        strict_failures = read_rejected(m, source)
     counts = ", ".join(f"{k} {v['samples']}" for k, v in m.counts.items())
     print(
         f"wrote {args.out}: {m.name}, {len(m.classes)} classes, {counts}, "
@@ -50,49 +88,74 @@ def cmd_prepare(args) -> int:
     if not m.counts:
         print("error: no sample could be converted", file=sys.stderr)
         return 1
+    if args.strict and strict_failures:
+        print(
+            f"error: --strict: {len(strict_failures)} sample(s) rejected, e.g. "
+            f"{strict_failures[0]['sample_id']}: {strict_failures[0]['reason']} "
+            f"(all in {args.out}/dataset.json)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 def cmd_inspect(args) -> int:
+    """Counts per split and class, lengths, bodies, wrap rates, rejects; from the metadata
+    columns only, so a full NTU-size dataset inspects in seconds and little memory."""
     import numpy as np
 
     from mcc.sampling import effective_speed
-    from mcc.shards import load_samples, read_manifest
+    from mcc.shards import read_columns, read_manifest
 
     m = read_manifest(args.data)
-    samples = load_samples(args.data)
+    meta = read_columns(args.data, ["label", "frames", "bodies"])
     print(
         f"{m.name}: layout {m.layout.name} ({m.layout.num_joints} joints, channels "
         f"{','.join(m.layout.channels)}), {len(m.classes)} classes, source {m.source[:80]}"
     )
-    for split, c in m.counts.items():
+    benchmarks = m.benchmarks or {"": {"column": "split", "counts": m.counts}}
+    for name, b in benchmarks.items():
+        if name:
+            print(f"  benchmark {name} (column {b['column']}; data.benchmark={name}):")
+        for split, c in b["counts"].items():
+            print(
+                f"  {split}: {c['samples']} samples, per class min {min(c['per_class'])} "
+                f"max {max(c['per_class'])}"
+            )
+    if args.classes:
+        splits = list(m.counts)
+        print("  per class: " + " / ".join(splits))
+        for i, name in enumerate(m.classes):
+            n = " / ".join(str(m.counts[s]["per_class"][i]) for s in splits)
+            print(f"    {i:4d} {name[:40]:40s} {n}")
+    lengths, bodies = np.array(meta["frames"]), np.array(meta["bodies"])
+    if len(lengths):
+        print(f"  frames: min {lengths.min()} median {int(np.median(lengths))} max {lengths.max()}")
+        hist, edges = np.histogram(lengths, bins=min(8, len(np.unique(lengths))))
+        for h, lo, hi in zip(hist, edges[:-1], edges[1:]):
+            print(f"    {int(lo):4d}-{int(hi):4d} {'#' * int(40 * h / max(1, hist.max()))} {h}")
         print(
-            f"  {split}: {c['samples']} samples, per class min {min(c['per_class'])} "
-            f"max {max(c['per_class'])}"
+            "  bodies per sample: "
+            + ", ".join(f"{b}: {(bodies == b).sum()}" for b in np.unique(bodies))
         )
-    lengths = np.array([s.num_frames for s in samples])
-    bodies = np.array([s.joints.shape[0] for s in samples])
-    print(f"  frames: min {lengths.min()} median {int(np.median(lengths))} max {lengths.max()}")
-    hist, edges = np.histogram(lengths, bins=min(8, len(np.unique(lengths))))
-    for h, lo, hi in zip(hist, edges[:-1], edges[1:]):
-        print(f"    {int(lo):4d}-{int(hi):4d} {'#' * int(40 * h / max(1, hist.max()))} {h}")
-    print(
-        "  bodies per sample: "
-        + ", ".join(f"{b}: {(bodies == b).sum()}" for b in np.unique(bodies))
-    )
-    clip = args.clip_len
-    print(
-        f"  clips of {clip} frames that wrap past the end (overflow=loop), and the speed cap "
-        f"would use instead (overflow=cap):"
-    )
-    for r in args.speeds:
-        wrap = float((clip * r > lengths).mean())
-        capped = [effective_speed(int(t), r, tuple(args.speeds), clip, "cap") for t in lengths]
-        print(f"    r={r}: {100 * wrap:5.1f}% wrap; cap: mean speed {np.mean(capped):.2f}")
+        clip = args.clip_len
+        print(
+            f"  clips of {clip} frames that wrap past the end (overflow=loop), and the speed "
+            f"cap would use instead (overflow=cap):"
+        )
+        for r in args.speeds:
+            wrap = float((clip * r > lengths).mean())
+            capped = [effective_speed(int(t), r, tuple(args.speeds), clip, "cap") for t in lengths]
+            print(f"    r={r}: {100 * wrap:5.1f}% wrap; cap: mean speed {np.mean(capped):.2f}")
+    for key, value in m.extra.items():
+        if isinstance(value, list):
+            print(f"  {key}: {len(value)} (listed in dataset.json)")
     if m.rejected:
         print(f"  rejected: {len(m.rejected)}")
-        for r in m.rejected[:20]:
+        for r in m.rejected[: args.show_rejected]:
             print(f"    {r.get('sample_id', r.get('file'))}: {r['reason']}")
+        if len(m.rejected) > args.show_rejected:
+            print(f"    ... {len(m.rejected) - args.show_rejected} more in dataset.json")
     return 0
 
 
@@ -161,11 +224,65 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mcc", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("prepare", help="write a prepared dataset (Parquet shards + dataset.json)")
-    q.add_argument("source", choices=["synthetic", "npz"])
+    q = sub.add_parser(
+        "prepare",
+        help="write a prepared dataset (Parquet shards + dataset.json)",
+        description="Convert a dataset to Parquet shards + dataset.json. Raw imports run in "
+        "a process pool, write each shard atomically and, rerun into the same --out, skip "
+        "the shards a killed run finished. Bad samples are listed in dataset.json with a "
+        "reason; the exit status is non-zero only when nothing converted (or with --strict).",
+    )
+    q.add_argument("source", choices=["synthetic", "npz", *RAW_SOURCES])
     q.add_argument("--out", required=True, help="output folder")
-    q.add_argument("--src", help="npz: the .npz file")
+    q.add_argument(
+        "--src",
+        help="npz: the .npz file; ntu60/ntu120: the folder of .skeleton files; kinetics: "
+        "st-gcn's kinetics-skeleton folder (kinetics_train/, kinetics_val/ and their label "
+        "files) or one folder of clip .json; pkummd: the folder with skeleton/, labels/, "
+        "actions.tsv and splits/",
+    )
     q.add_argument("--layout", help="npz: ntu25, openpose18 or a layout .json")
+    q.add_argument(
+        "--missing",
+        help="ntu60/ntu120: the official list of samples with missing skeletons (skipped and "
+        "recorded); NTU_RGBD_samples_with_missing_skeletons.txt or the NTU120 one",
+    )
+    q.add_argument(
+        "--denoise",
+        action="store_true",
+        help="ntu60/ntu120: also drop bodies that are very short or look like objects "
+        "(PYSKL's stricter rule; default: the 2 bodies of largest motion energy)",
+    )
+    q.add_argument("--labels", help="kinetics, one folder: the label .json of its clips")
+    q.add_argument(
+        "--split", choices=["train", "test"], help="kinetics, one folder: its clips' split"
+    )
+    q.add_argument("--classes", help="kinetics: class names, one per line (label_name.txt)")
+    q.add_argument(
+        "--label-from",
+        choices=["text", "index"],
+        default="text",
+        help="kinetics: which wins when a clip's label text and index disagree (listed in "
+        "dataset.json either way)",
+    )
+    q.add_argument(
+        "--unlisted",
+        choices=["reject", "none"],
+        default="reject",
+        help="pkummd: a video in neither list of a split file is rejected, or kept with split "
+        "'none'",
+    )
+    q.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)"
+    )
+    q.add_argument(
+        "--files-per-shard",
+        type=int,
+        help="raw files per shard (default per dataset: about 30 MB a shard)",
+    )
+    q.add_argument(
+        "--strict", action="store_true", help="exit non-zero when any sample was rejected"
+    )
     q.add_argument(
         "--set",
         action="append",
@@ -180,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("data")
     q.add_argument("--clip-len", type=int, default=32)
     q.add_argument("--speeds", type=int, nargs="+", default=[1, 2, 4, 8])
+    q.add_argument("--classes", action="store_true", help="print the counts of every class")
+    q.add_argument("--show-rejected", type=int, default=20, metavar="N", help="rejects to list")
     q.set_defaults(func=cmd_inspect)
 
     q = sub.add_parser(

@@ -60,6 +60,11 @@ class Source:
     files_per_shard: int = 500  # units per shard: aim at a few tens of MB per shard
 
 
+def one_line(e: BaseException) -> str:
+    """An exception's message as one short line, for a Reject reason."""
+    return " ".join(str(e).split())[:300]
+
+
 class NothingConverted(ValueError):
     """Not a single sample could be converted (the message says why)."""
 

@@ -285,6 +285,18 @@ def load_samples(path: str | Path, split: str | None = None, benchmark: str = ""
     return out
 
 
+def read_columns(path: str | Path, columns: list[str]) -> dict[str, list]:
+    """Some columns of every shard, concatenated (never the joints unless asked): cheap
+    metadata reads for inspection and split bookkeeping."""
+    root = Path(path)
+    out: dict[str, list] = {c: [] for c in columns}
+    for shard in read_manifest(root).shards:
+        t = pq.read_table(root / shard, columns=columns).to_pydict()
+        for c in columns:
+            out[c] += t[c]
+    return out
+
+
 def samples_from_table(table: pa.Table) -> list[Sample]:
     if table.num_rows == 0:
         return []

@@ -52,7 +52,8 @@ def fake_source(n: int = 12, **kw) -> Source:
 
 
 def test_shards_rejects_and_counts(tmp_path):
-    m = run(fake_source(rejected=[Reject("gone", "listed as missing")]), tmp_path / "a",
+    src = fake_source(rejected=[Reject("gone", "listed as missing")])
+    m = run(src, tmp_path / "a",
             workers=1, files_per_shard=5, progress=False)  # fmt: skip
     assert m.shards == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     assert [r["sample_id"] for r in m.rejected] == ["gone", "u3", "u8"]
@@ -70,7 +71,8 @@ def test_shards_rejects_and_counts(tmp_path):
         s.sample_id for s in samples if s.split == "test"
     ]
     splits = load_splits(DataConfig(path=str(tmp_path / "a"), benchmark="view"))
-    assert {s.sample_id for s in splits.test} == {s.sample_id for s in samples if s.split == "train"}
+    view_test = {s.sample_id for s in samples if s.split == "train"}
+    assert {s.sample_id for s in splits.test} == view_test
     with pytest.raises(ValueError, match="no benchmark 'xview'.*sub, view"):
         train_ids(DataConfig(path=str(tmp_path / "a"), benchmark="xview"))
     # --strict fails on what reading found, not on the list known beforehand
@@ -125,3 +127,44 @@ def test_nothing_converted(tmp_path):
     with pytest.raises(NothingConverted, match="no sample of fake.*2 rejected"):
         run(src, tmp_path / "ds", workers=1, progress=False)
     assert len(read_manifest(tmp_path / "ds").rejected) == 2
+
+
+def test_cli_raw_imports_strict_and_errors(tmp_path, capsys):
+    """`python -m mcc prepare ntu60|kinetics|pkummd` on the real files in shared/data; a bad
+    file is listed, not fatal, unless --strict; an unusable --src is one error line."""
+    import shutil
+
+    from conftest import SHARED_DATA
+
+    from mcc.cli import main
+
+    ntu = tmp_path / "ntu"
+    shutil.copytree(SHARED_DATA / "ntu", ntu)
+    (ntu / "S001C001P001R001A001.skeleton").write_text("3\n1\n")  # truncated
+    missing = SHARED_DATA / "ntu-meta" / "NTU_RGBD_samples_with_missing_skeletons.txt"
+    args = ["prepare", "ntu60", "--src", str(ntu), "--missing", str(missing), "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "ntu60, 60 classes, test 1, train 3, 1 rejected" in out
+    assert main([*args, "--out", str(tmp_path / "b"), "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --strict: 1 sample(s) rejected, e.g. S001C001P001R001A001")
+    assert main(["inspect", str(tmp_path / "a")]) == 0
+    text = capsys.readouterr().out
+    assert "benchmark xview (column split_xview" in text and "rejected: 1" in text
+
+    kin = ["prepare", "kinetics", "--src", str(SHARED_DATA / "kinetics"), "--split", "test"]
+    assert main([*kin, "--out", str(tmp_path / "k"), "--no-progress"]) == 0
+    assert "400 classes, test 5, 0 rejected" in capsys.readouterr().out
+    pku = ["prepare", "pkummd", "--src", str(SHARED_DATA / "pkummd")]
+    assert main([*pku, "--out", str(tmp_path / "p"), "--no-progress"]) == 0
+    assert "51 classes, test 19, train 23, 0 rejected" in capsys.readouterr().out
+
+    assert (
+        main(["prepare", "ntu120", "--src", str(tmp_path / "nope"), "--out", str(tmp_path / "c")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nope" in err[0]
+    assert main(["prepare", "pkummd", "--out", str(tmp_path / "d")]) == 2
+    assert "needs --src" in capsys.readouterr().err
