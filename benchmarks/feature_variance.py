@@ -60,7 +60,10 @@ def main() -> None:
     }
     trained, model_cfg, _ = load_pretrained_encoder(args.checkpoint)
     torch.manual_seed(0)
-    random_init = build_encoder(ModelConfig(width=model_cfg.width), splits.manifest.layout)
+    random_init = build_encoder(
+        ModelConfig(width=model_cfg.width, backbone=model_cfg.backbone, stream=model_cfg.stream),
+        splits.manifest.layout,
+    )
     print(f"{len(samples)} training samples of {args.data}, normalize={args.normalize}")
     print("| encoder | " + " | ".join(groups) + " |")
     print("|---|" + "---|" * len(groups))

@@ -1,11 +1,13 @@
 """Throughput of one full MCC training step (Eq. 4: triplet + NCE + interpolation).
 
-Default: ST-GCN at full width, batch 64, three 32-frame clips per sample, 25 joints,
+Default: ST-GCN (--backbone agcn | asgcn for the others, --stream bone for the bone
+stream) at full width, batch 64, three 32-frame clips per sample, 25 joints,
 2 persons, synthetic tensors (no data loading). Prints clips/s for fp32 and for bf16
 autocast, the FLOPs of one step (torch's FLOP counter, forward + backward) and the achieved
 GFLOP/s as a fraction of this machine's measured matmul peak.
 
-    python benchmarks/pretrain_step.py [--batch 64] [--steps 3] [--set model.width=0.25]
+    python benchmarks/pretrain_step.py [--backbone stgcn] [--stream joint] [--batch 64]
+        [--steps 3] [--set model.width=0.25]
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mcc.config import PretrainConfig, apply_overrides, parse_set_args
+from mcc.config import CHOICES, PretrainConfig, apply_overrides, parse_set_args
 from mcc.layouts import NTU25
 from mcc.model import MCC
 from mcc.train import make_optimizer, training_step
@@ -64,6 +66,8 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--backbone", choices=CHOICES["model.backbone"], default="stgcn")
+    p.add_argument("--stream", choices=CHOICES["model.stream"], default="joint")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--bodies", type=int, default=2)
     p.add_argument("--steps", type=int, default=3)
@@ -73,7 +77,12 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    base = {"optim.batch_size": str(args.batch), **parse_set_args(args.set)}
+    base = {
+        "optim.batch_size": str(args.batch),
+        "model.backbone": args.backbone,
+        "model.stream": args.stream,
+        **parse_set_args(args.set),
+    }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"matmul peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s")
@@ -84,8 +93,9 @@ def main() -> None:
         clips = 3 * args.batch / sec
         gflops = flops / sec / 1e9
         print(
-            f"{precision}: width {cfg.model.width}, batch {args.batch}x3 clips, {args.bodies} "
-            f"persons: {sec:.2f} s/step, {clips:.1f} clips/s, {flops / 1e9:.1f} GFLOP/step, "
+            f"{precision}: {cfg.model.backbone} ({cfg.model.stream} stream), width "
+            f"{cfg.model.width}, batch {args.batch}x3 clips, {args.bodies} persons: "
+            f"{sec:.2f} s/step, {clips:.1f} clips/s, {flops / 1e9:.1f} GFLOP/step, "
             f"{gflops:.1f} GFLOP/s = {100 * gflops / peaks[precision]:.1f}% of the {precision} "
             f"matmul peak",
             flush=True,

@@ -1,4 +1,4 @@
-"""`python -m mcc {prepare,inspect,pretrain,evaluate,demo}`: the single-process CLI."""
+"""`python -m mcc {prepare,inspect,pretrain,evaluate,fuse,demo}`: the single-process CLI."""
 
 from __future__ import annotations
 
@@ -185,6 +185,18 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_fuse(args) -> int:
+    from mcc.evaluate import fuse
+
+    res = fuse(args.runs, args.out)
+    members = ", ".join(f"{r['run']} {r['top1']:.2f}" for r in res["runs"])
+    print(
+        f"fusion of {len(res['runs'])} runs ({members}) on {res['test_samples']} test "
+        f"samples: top-1 {res['top1']:.2f}  top-5 {res['top5']:.2f}  -> {args.out}/result.json"
+    )
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Prepare the synthetic set if missing, pretrain (small preset), then kNN and fine-tune
     from MCC and from scratch."""
@@ -322,15 +334,29 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", help="prepared dataset folder (data.path)")
     q.add_argument(
         "--checkpoint",
-        help="pretraining checkpoint or run folder; omit or 'none' "
-        "for a random initialisation (training from scratch)",
+        help="pretraining checkpoint or run folder (MCC or a comparison pretext), or a "
+        "fine-tuned run's (for transfer from a supervised model); omit or 'none' for a "
+        "random initialisation (training from scratch)",
     )
-    q.add_argument("--protocol", choices=["knn", "linear", "finetune"])
+    q.add_argument(
+        "--protocol",
+        choices=["knn", "linear", "finetune", "semi", "transfer"],
+        help="semi: fine-tune on label_fraction (0 < f < 1, e.g. --set label_fraction=0.1) of "
+        "each class; transfer: fine-tune a --checkpoint trained on another dataset",
+    )
     q.add_argument("--out", required=True, help="run folder")
     q.add_argument("--preset", choices=sorted(presets.EVALUATE), default="paper")
     q.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_evaluate)
+
+    q = sub.add_parser(
+        "fuse",
+        help="sum the test-set class scores of evaluation runs (e.g. 2s-AGCN joint + bone)",
+    )
+    q.add_argument("runs", nargs="+", metavar="RUN", help="evaluation run folders (2 or more)")
+    q.add_argument("--out", required=True, help="run folder for the fused result")
+    q.set_defaults(func=cmd_fuse)
 
     q = sub.add_parser("demo", help="prepare the synthetic set, pretrain, evaluate (minutes)")
     q.add_argument("--data", default="data/synthetic")

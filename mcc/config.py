@@ -40,7 +40,8 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: str = "stgcn"
+    backbone: str = "stgcn"  # stgcn | agcn (2s-AGCN, one stream) | asgcn (AS-GCN)
+    stream: str = "joint"  # joint | bone (2s-AGCN's bone stream; any backbone): one per model
     width: float = 1.0  # channel multiplier: 1.0 is the published 64..256 ST-GCN
     embed_dim: int = 128  # projection head output
     dropout: float = 0.0
@@ -84,6 +85,11 @@ class PretrainConfig:
     seed: int = 0
     threads: int = 0  # torch threads; 0 keeps torch's default
     precision: str = "fp32"  # fp32 | bf16 (CPU autocast)
+    # The pretraining objective: mcc (Eq. 4) or one of Table 4's comparison pretexts, on the
+    # same backbone and clip sampler: order (which of the 6 orders of 3 shuffled segments),
+    # jigsaw (which of the 24 arrangements of 2 body regions x 2 time halves), pace (which of
+    # sampling.speeds). The comparison pretexts ignore loss.* (MCC's terms).
+    pretext: str = "mcc"
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,9 @@ class EvalConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)  # used when no checkpoint is given
     optim: OptimConfig = field(default_factory=OptimConfig)
-    protocol: str = "finetune"  # knn | linear | finetune
+    # knn | linear | finetune | semi (finetune on label_fraction < 1 of each class) |
+    # transfer (finetune a checkpoint from another dataset; Tables 6, 7)
+    protocol: str = "finetune"
     frames: int = 64  # classifier input: whole sequence resampled to this many frames
     crop_min: float = 0.5  # training crop-and-resize keeps at least this share of frames
     knn_k: int = 20
@@ -105,13 +113,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sampling.overflow": ("loop", "cap"),
     "sampling.positive": ("speed", "none"),
     "sampling.negative": ("shuffle", "jitter", "view"),
-    "model.backbone": ("stgcn",),
+    "model.backbone": ("stgcn", "agcn", "asgcn"),
+    "model.stream": ("joint", "bone"),
     "loss.interp_target": ("interpolate", "reconstruct"),
     "loss.slow_rule": ("hold", "tile", "exact"),
     "optim.schedule": ("step", "cosine"),
     "optim.optimizer": ("sgd", "adam"),
     "precision": ("fp32", "bf16"),
-    "protocol": ("knn", "linear", "finetune"),
+    "protocol": ("knn", "linear", "finetune", "semi", "transfer"),
+    "pretext": ("mcc", "order", "jigsaw", "pace"),
 }
 
 
@@ -225,7 +235,13 @@ def validate(cfg) -> None:
         speeds = flat["sampling.speeds"]
         if not speeds or any(int(s) != s or s < 1 for s in speeds):
             raise ConfigError(f"sampling.speeds={speeds}: speeds must be positive integers")
-        if len(set(speeds)) < 2 and flat["sampling.positive"] == "speed":
+        if len(set(speeds)) < 2 and flat.get("pretext") == "pace":
+            raise ConfigError(
+                f"sampling.speeds={speeds}: pretext=pace classifies the speed; it needs at "
+                f"least two speeds"
+            )
+        mcc = flat.get("pretext", "mcc") == "mcc"
+        if len(set(speeds)) < 2 and mcc and flat["sampling.positive"] == "speed":
             raise ConfigError(
                 f"sampling.speeds={speeds}: a speed-changed positive needs at least two speeds"
             )
@@ -256,7 +272,20 @@ def validate(cfg) -> None:
         raise ConfigError(f"data.val_fraction={flat['data.val_fraction']} must be in [0, 1)")
     if "crop_min" in flat and not 0 < flat["crop_min"] <= 1:
         raise ConfigError(f"crop_min={flat['crop_min']} must be in (0, 1]")
-    if isinstance(cfg, PretrainConfig):
+    if flat.get("protocol") == "semi" and not flat["label_fraction"] < 1:
+        raise ConfigError(
+            f"protocol=semi fine-tunes on a labelled fraction of each class: set "
+            f"label_fraction in (0, 1), e.g. --set label_fraction=0.1 "
+            f"(got {flat['label_fraction']})"
+        )
+    if isinstance(cfg, PretrainConfig) and cfg.pretext in ("order", "jigsaw"):
+        least = {"order": 3, "jigsaw": 2}[cfg.pretext]  # segments / halves of a clip
+        if cfg.sampling.clip_len < least:
+            raise ConfigError(
+                f"sampling.clip_len={cfg.sampling.clip_len}: pretext={cfg.pretext} cuts the "
+                f"clip into {least} parts; it needs at least {least} frames"
+            )
+    if isinstance(cfg, PretrainConfig) and cfg.pretext == "mcc":
         loss, optim = cfg.loss, cfg.optim
         if loss.nce > 0 and loss.queue_size < optim.batch_size:
             raise ConfigError(

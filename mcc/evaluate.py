@@ -6,10 +6,22 @@ crop-and-resize for training and a deterministic resampling for testing. The pro
 head is dropped; kNN and linear evaluation use the pooled backbone features. Linear
 evaluation and fine-tuning share one classifier-training loop (`train_classifier`); linear
 freezes the encoder (weights and batch-norm statistics).
+
+Protocols: knn, linear, finetune (all labels, or label_fraction of each class), semi
+(finetune on a seeded per-class fraction 0 < label_fraction < 1, Table 5) and transfer
+(finetune, on this dataset, a checkpoint trained on another one: Tables 6, 7). The
+fine-tuning protocols save the trained encoder as the run's checkpoint.pt (kind `finetune`),
+which `--checkpoint` accepts like a pretraining one: Table 7's "fully supervised" row is a
+finetune on the source dataset, then transfer from that run to the target.
+
+Every evaluation run also saves its test-set class scores (`scores.npz`: scores, labels,
+sample ids), so that separately trained models can be fused by summing their scores
+(`fuse`; 2s-AGCN's joint + bone streams, Shi et al. 2019).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -18,27 +30,114 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mcc.checkpoint import CheckpointError, load_checkpoint, load_module
+from mcc.checkpoint import CheckpointError, load_checkpoint, load_module, save_checkpoint
 from mcc.config import ConfigError, EvalConfig, ModelConfig, PretrainConfig, from_dict, to_dict
 from mcc.data import load_splits, per_class_subset
-from mcc.layouts import layout_from_dict
-from mcc.models import STGCN, Classifier, build_encoder
+from mcc.layouts import Layout, layout_from_dict
+from mcc.models import Classifier, SkeletonEncoder, build_encoder
 from mcc.runs import RunDir
 from mcc.sampling import eval_frames, pad_bodies
-from mcc.shards import Sample
+from mcc.shards import Sample, read_manifest
 from mcc.train import _progress, make_optimizer, seed_everything, to_model_layout
 
+FINETUNED = ("finetune", "semi", "transfer")  # protocols that train the encoder and save it
 
-def load_pretrained_encoder(path: str | Path) -> tuple[STGCN, ModelConfig, dict]:
-    """The online encoder of a pretraining checkpoint, with its model config and layout."""
+
+def load_pretrained_encoder(path: str | Path) -> tuple[SkeletonEncoder, ModelConfig, dict]:
+    """The encoder of a checkpoint (see `encoder_of`), with its model config and layout."""
     state = load_checkpoint(path)
-    cfg = from_dict(PretrainConfig, state["config"])
-    layout = layout_from_dict(state["layout"])
-    encoder = build_encoder(cfg.model, layout)
+    encoder, model_cfg = encoder_of(state)
+    return encoder, model_cfg, state["layout"]
+
+
+def encoder_of(state: dict) -> tuple[SkeletonEncoder, ModelConfig]:
+    """The encoder a loaded checkpoint holds under `encoder.`, and its model config: a
+    pretraining run's online encoder (MCC or a comparison pretext), or a fine-tuned
+    classifier's encoder (kind `finetune`, written by the fine-tuning protocols)."""
+    cls = EvalConfig if state["kind"] == "finetune" else PretrainConfig
+    model_cfg = from_dict(cls, state["config"]).model
+    encoder = build_encoder(model_cfg, layout_from_dict(state["layout"]))
     prefix = "encoder."
     sub = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
     load_module(encoder, sub, f"encoder of {state['path']}")
-    return encoder, cfg.model, state["layout"]
+    return encoder, model_cfg
+
+
+def check_layout(trained: dict, layout: Layout, checkpoint, data_path) -> None:
+    """An encoder runs on another dataset only with the same joints, channels and edges (its
+    graph and input layer are built from them); the layouts' names may differ."""
+    own = layout_from_dict(trained)
+    if (own.num_joints, own.channels, _edge_set(own)) != (
+        layout.num_joints,
+        layout.channels,
+        _edge_set(layout),
+    ):
+        raise CheckpointError(
+            f"checkpoint {checkpoint} was trained on layout {own.name!r} ({_describe(own)}); "
+            f"dataset {data_path} uses {layout.name!r} ({_describe(layout)}): the encoder "
+            f"needs the same joints, channels and edges"
+        )
+
+
+def _edge_set(layout: Layout) -> set[frozenset]:
+    return {frozenset(e) for e in layout.edges}
+
+
+def _describe(layout: Layout) -> str:
+    return (
+        f"{layout.num_joints} joints, channels {','.join(layout.channels)}, "
+        f"{len(layout.edges)} edges"
+    )
+
+
+def check_backbone(asked: ModelConfig, trained: ModelConfig, checkpoint) -> None:
+    """A checkpoint brings its own model config; a model.backbone (or model.stream) set to
+    something else than the default and the checkpoint's is a mistake, not a request."""
+    default = ModelConfig()
+    for key in ("backbone", "stream"):
+        a, t = getattr(asked, key, None), getattr(trained, key, None)
+        if a != t and a != getattr(default, key, None):
+            raise ConfigError(
+                f"checkpoint {checkpoint} holds a model.{key}={t!r} encoder, but the config "
+                f"asks for model.{key}={a!r}: drop that --set or use a {a!r} checkpoint"
+            )
+
+
+def source_of(state: dict) -> dict:
+    """Where a checkpoint's encoder was trained: its data.path and that dataset's name (the
+    checkpoint's own record, else the manifest if it is still there)."""
+    path = state["config"].get("data", {}).get("path")
+    name = state.get("dataset")
+    if name is None and path:
+        try:
+            name = read_manifest(path).name
+        except (FileNotFoundError, ValueError, KeyError):
+            name = None
+    return {"source_data": path, "source_dataset": name}
+
+
+def semi_subset(
+    samples: list[Sample], fraction: float, seed: int, classes: list[str]
+) -> list[Sample]:
+    """The labelled set of the semi-supervised protocol (design.md): per class, round(fraction
+    * class count) training samples, at least 1, seeded (`per_class_subset`). Every class of
+    the dataset must have a training sample, and fine-tuning needs two samples in all."""
+    counts = np.bincount([s.label for s in samples], minlength=len(classes))
+    short = [c for c in range(len(classes)) if counts[c] < 1]
+    if short:
+        c = short[0]
+        raise ConfigError(
+            f"protocol=semi, label_fraction={fraction}: class {c} ({classes[c]!r}) has "
+            f"{counts[c]} training samples; the fraction needs at least 1 of every class "
+            f"({len(short)} class(es) short)"
+        )
+    chosen = per_class_subset(samples, fraction, seed, "label_fraction")
+    if len(chosen) < 2:
+        raise ConfigError(
+            f"protocol=semi, label_fraction={fraction} keeps {len(chosen)} training sample; "
+            f"fine-tuning needs at least 2 (batch norm): raise label_fraction"
+        )
+    return chosen
 
 
 def batch_inputs(
@@ -87,13 +186,31 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> di
     }
 
 
-def knn(encoder, train, test, cfg: EvalConfig, bodies: int, num_classes: int) -> dict:
+def labels_of(samples: list[Sample]) -> torch.Tensor:
+    return torch.tensor([s.label for s in samples], dtype=torch.long)
+
+
+def knn_test_scores(encoder, train, test, cfg: EvalConfig, bodies: int, num_classes: int):
+    """(len(test), num_classes) kNN class scores of `test` with `train` as the bank."""
     train_f = encode(encoder, train, cfg.frames, bodies)
     test_f = encode(encoder, test, cfg.frames, bodies)
-    train_y = torch.tensor([s.label for s in train])
-    test_y = torch.tensor([s.label for s in test])
-    return accuracy(
-        knn_scores(train_f, train_y, test_f, cfg.knn_k, num_classes), test_y, num_classes
+    return knn_scores(train_f, labels_of(train), test_f, cfg.knn_k, num_classes)
+
+
+def knn(encoder, train, test, cfg: EvalConfig, bodies: int, num_classes: int) -> dict:
+    scores = knn_test_scores(encoder, train, test, cfg, bodies, num_classes)
+    return accuracy(scores, labels_of(test), num_classes)
+
+
+@torch.no_grad()
+def predict(model, samples: list[Sample], frames: int, bodies: int, batch_size: int = 128):
+    """Class scores (logits, (N, classes)) of deterministic classifier inputs, eval mode."""
+    model.eval()
+    return torch.cat(
+        [
+            model(batch_inputs(samples[i : i + batch_size], frames, bodies))
+            for i in range(0, len(samples), batch_size)
+        ]
     )
 
 
@@ -110,13 +227,27 @@ def train_classifier(
 ) -> dict:
     """Train a linear classifier on the encoder's pooled features on `train`, with the encoder
     (fine-tuning) or with the encoder frozen (linear evaluation), then score `test`."""
+    model = fit_classifier(encoder, train, cfg, bodies, num_classes, run, progress, frozen)
+    return accuracy(predict(model, test, cfg.frames, bodies), labels_of(test), num_classes)
+
+
+def fit_classifier(
+    encoder,
+    train,
+    cfg: EvalConfig,
+    bodies: int,
+    num_classes: int,
+    run: RunDir | None = None,
+    progress: bool = True,
+    frozen: bool = False,
+) -> Classifier:
+    """The training half of `train_classifier`: the trained Classifier (encoder + fc)."""
     model = Classifier(encoder, num_classes)
     encoder.requires_grad_(not frozen)
     params = model.fc.parameters() if frozen else model.parameters()
     opt, sched = make_optimizer(params, cfg.optim)
     name = "linear" if frozen else "finetune"
     bs = cfg.optim.batch_size
-    test_y = torch.tensor([s.label for s in test])
     for epoch in range(cfg.optim.epochs):
         rng = np.random.default_rng([cfg.seed, epoch, 1])
         torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -151,15 +282,7 @@ def train_classifier(
                     "epoch_time_s": round(time.time() - t0, 3),
                 }
             )
-    model.eval()
-    with torch.no_grad():
-        logits = torch.cat(
-            [
-                model(batch_inputs(test[i : i + 128], cfg.frames, bodies))
-                for i in range(0, len(test), 128)
-            ]
-        )
-    return accuracy(logits, test_y, num_classes)
+    return model
 
 
 def evaluate(
@@ -168,6 +291,11 @@ def evaluate(
     """Run cfg.protocol with the encoder of `checkpoint` (None: random init, the
     "w/o pre-training" row) on cfg.data; train on the training split (or its labelled
     fraction), report on the test split. Writes the run folder `out`."""
+    if cfg.protocol == "transfer" and not checkpoint:
+        raise ConfigError(
+            "protocol=transfer fine-tunes a checkpoint trained on another dataset: pass "
+            "--checkpoint (a pretraining run, or a finetune run for the fully supervised row)"
+        )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -175,19 +303,28 @@ def evaluate(
     manifest = splits.manifest
     if not splits.test:
         raise ConfigError(f"dataset {cfg.data.path} has no 'test' split to evaluate on")
+    unlabelled = [s for s in splits.train + splits.test if not 0 <= s.label < len(manifest.classes)]
+    if unlabelled:
+        raise ConfigError(
+            f"dataset {cfg.data.path} is not labelled for evaluation: {len(unlabelled)} "
+            f"sample(s) have no class among its {len(manifest.classes)}, e.g. "
+            f"{unlabelled[0].sample_id} (label {unlabelled[0].label})"
+        )
+    source = {}
     if checkpoint:
-        encoder, model_cfg, layout_json = load_pretrained_encoder(checkpoint)
-        if layout_json != manifest.layout.to_json():
-            raise CheckpointError(
-                f"checkpoint {checkpoint} was trained on layout {layout_json['name']!r} "
-                f"({layout_json['num_joints']} joints); dataset {cfg.data.path} uses "
-                f"{manifest.layout.name!r} ({manifest.layout.num_joints} joints)"
-            )
+        state = load_checkpoint(checkpoint)
+        check_layout(state["layout"], manifest.layout, checkpoint, cfg.data.path)
+        encoder, model_cfg = encoder_of(state)
+        check_backbone(cfg.model, model_cfg, checkpoint)
+        layout_json, source = state["layout"], source_of(state)
     else:
         model_cfg = cfg.model
         encoder = build_encoder(model_cfg, manifest.layout)
+        layout_json = manifest.layout.to_json()
     train = splits.train
-    if cfg.label_fraction < 1:
+    if cfg.protocol == "semi":
+        train = semi_subset(train, cfg.label_fraction, cfg.seed, manifest.classes)
+    elif cfg.label_fraction < 1:
         train = per_class_subset(train, cfg.label_fraction, cfg.seed, "label_fraction")
     run = RunDir(out)
     run.write_config({**to_dict(cfg), "model": to_dict(model_cfg), "checkpoint": checkpoint})
@@ -195,21 +332,127 @@ def evaluate(
         run.metrics_file.unlink()
     bodies, n_cls = manifest.max_bodies, len(manifest.classes)
     if cfg.protocol == "knn":
-        res = knn(encoder, train, splits.test, cfg, bodies, n_cls)
+        scores = knn_test_scores(encoder, train, splits.test, cfg, bodies, n_cls)
     else:
         frozen = cfg.protocol == "linear"
-        res = train_classifier(
-            encoder, train, splits.test, cfg, bodies, n_cls, run, progress, frozen
-        )
+        model = fit_classifier(encoder, train, cfg, bodies, n_cls, run, progress, frozen)
+        scores = predict(model, splits.test, cfg.frames, bodies)
+        if cfg.protocol in FINETUNED:  # the trained encoder, for `--checkpoint` (Table 7)
+            save_checkpoint(
+                run.checkpoint,
+                {
+                    "kind": "finetune",
+                    "config": to_dict(dataclasses.replace(cfg, model=model_cfg)),
+                    "layout": layout_json,
+                    "max_bodies": bodies,
+                    "epoch": cfg.optim.epochs - 1,
+                    "model": model.state_dict(),
+                    "dataset": manifest.name,
+                    "classes": list(manifest.classes),
+                },
+            )
+    labels = labels_of(splits.test)
+    save_scores(run.path, scores, labels, [s.sample_id for s in splits.test])
+    res = accuracy(scores, labels, n_cls)
     (run.path / "labelled_ids.json").write_text(json.dumps([s.sample_id for s in train]))
     result = {
         "kind": "evaluate",
         "protocol": cfg.protocol,
         "dataset": manifest.name,
         "checkpoint": checkpoint,
+        **source,
         "label_fraction": cfg.label_fraction,
         "train_samples": len(train),
+        "labelled_per_class": np.bincount([s.label for s in train], minlength=n_cls).tolist(),
+        "labelled_ids": "labelled_ids.json",
         "test_samples": len(splits.test),
         **res,
     }
+    if cfg.protocol in FINETUNED:
+        result["saved_checkpoint"] = str(run.checkpoint)
     return run.write_result(result, cfg.seed)
+
+
+SCORES = "scores.npz"
+
+
+def save_scores(folder: Path, scores: torch.Tensor, labels: torch.Tensor, ids: list[str]):
+    """`scores.npz` in a run folder: scores (N, classes) float32, labels (N,), sample_ids
+    (N,) of the test split, in the same order."""
+    np.savez(
+        folder / SCORES,
+        scores=scores.detach().float().numpy(),
+        labels=labels.numpy(),
+        sample_ids=np.array(ids, dtype=str),
+    )
+
+
+def load_scores(folder: str | Path) -> dict[str, np.ndarray]:
+    path = Path(folder) / SCORES
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: fuse needs evaluation run folders (python -m mcc "
+            f"evaluate ...), which save their test-set class scores there"
+        )
+    with np.load(path) as z:
+        return {k: z[k] for k in ("scores", "labels", "sample_ids")}
+
+
+def fuse(run_dirs: list[str | Path], out: str | Path) -> dict:
+    """Late fusion of evaluation runs on the same test set (2s-AGCN's two streams, or any
+    models): sum their class scores (the released 2s-AGCN's ensemble.py sums raw scores),
+    then top-1 / top-5. The runs' sample ids must agree (as a set; the first run's order is
+    used). Writes `out` with config.json, result.json and the fused scores.npz."""
+    if len(run_dirs) < 2:
+        raise ValueError(f"fuse needs at least two evaluation runs, got {len(run_dirs)}")
+    runs = [load_scores(d) for d in run_dirs]
+    first = runs[0]
+    ids = [str(i) for i in first["sample_ids"]]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{run_dirs[0]}: duplicate sample ids in {SCORES}")
+    total = first["scores"].astype(np.float64)
+    for d, r in zip(run_dirs[1:], runs[1:]):
+        pos = {str(i): k for k, i in enumerate(r["sample_ids"])}
+        missing = [i for i in ids if i not in pos]
+        extra = len(pos) - (len(ids) - len(missing))
+        if missing or extra or len(pos) != len(r["sample_ids"]):
+            raise ValueError(
+                f"cannot fuse {run_dirs[0]} and {d}: their test sample ids differ "
+                f"({len(missing)} of {run_dirs[0]}'s missing from {d}, e.g. "
+                f"{missing[:3]}; {extra} extra in {d}): evaluate both on the same dataset"
+            )
+        order = np.array([pos[i] for i in ids])
+        if r["scores"].shape[1] != total.shape[1]:
+            raise ValueError(
+                f"cannot fuse {run_dirs[0]} ({total.shape[1]} classes) and {d} "
+                f"({r['scores'].shape[1]} classes)"
+            )
+        if not np.array_equal(r["labels"][order], first["labels"]):
+            raise ValueError(f"cannot fuse {run_dirs[0]} and {d}: same ids, different labels")
+        total += r["scores"][order]
+    scores, labels = torch.from_numpy(total).float(), torch.from_numpy(first["labels"]).long()
+    members = []
+    for d, r in zip(run_dirs, runs):
+        info = _result_of(d)
+        top1 = 100.0 * float((r["scores"].argmax(1) == r["labels"]).mean())
+        members.append({"run": str(d), "protocol": info.get("protocol"), "top1": top1,
+                        "dataset": info.get("dataset")})  # fmt: skip
+    datasets = {m["dataset"] for m in members if m["dataset"] is not None}
+    if len(datasets) > 1:
+        raise ValueError(f"cannot fuse runs on different datasets: {sorted(datasets)}")
+    run = RunDir(out)
+    run.write_config({"kind": "fuse", "runs": [str(d) for d in run_dirs]})
+    save_scores(run.path, scores, labels, ids)
+    result = {
+        "kind": "fuse",
+        "dataset": datasets.pop() if datasets else None,
+        "runs": members,
+        "test_samples": len(ids),
+        **accuracy(scores, labels, scores.shape[1]),
+    }
+    return run.write_result(result, _result_of(run_dirs[0]).get("seed", 0))
+
+
+def _result_of(folder: str | Path) -> dict:
+    path = Path(folder) / "result.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

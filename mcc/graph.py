@@ -76,3 +76,34 @@ def parents(layout: Layout) -> np.ndarray:
         elif to_center[j] == to_center[i] + 1:
             out[j] = i
     return out
+
+
+def bone_matrix(layout: Layout) -> np.ndarray:
+    """(V, V) float32 map from joints to bones (2s-AGCN's bone stream, Shi et al. 2019):
+    bones[..., w] = sum_v joints[..., v] * B[v, w] = joints[w] - joints[parent(w)].
+
+    The parent is the neighbour nearer the centre (`parents`); the centre, and joints not
+    connected to it, are their own parent and get a zero bone. Apply it to coordinate
+    channels only (a confidence score is not a position).
+    """
+    v = layout.num_joints
+    out = np.eye(v)
+    par = parents(layout)
+    out[par, np.arange(v)] -= 1.0  # column w: e_w - e_parent(w); zero when parent(w) == w
+    return out.astype(np.float32)
+
+
+def structural_links(layout: Layout, max_order: int = 4) -> np.ndarray:
+    """(max_order - 1, V, V) float32: AS-GCN's S-links of orders 2..max_order (Li et al.
+    2019, Sec. 3.3), each normalised like the partition (A D^-1).
+
+    Order l joins joints exactly l hops apart: the links that the l-th power of the
+    adjacency adds to the lower ones (Li et al.'s released graph builds them by hop
+    distance too). Order 1 is the partition graph itself (`spatial_partition`). Orders past
+    the skeleton's diameter are all zeros.
+    """
+    hop = hop_distance(layout, max_hop=max_order)
+    orders = range(2, max_order + 1)
+    parts = [normalize_digraph((hop == order).astype(np.float64)) for order in orders]
+    v = layout.num_joints
+    return np.stack(parts).astype(np.float32) if parts else np.zeros((0, v, v), np.float32)

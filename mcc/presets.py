@@ -79,5 +79,6 @@ def evaluation(pre, preset: str, overrides: dict | None = None):
     return apply_overrides(
         EvalConfig(),
         {**EVALUATE[preset], "data.path": pre.data.path, "data.normalize": pre.data.normalize,
-         "model.width": str(pre.model.width), "seed": str(pre.seed), **(overrides or {})},
+         "model.width": str(pre.model.width), "model.backbone": pre.model.backbone,
+         "model.stream": pre.model.stream, "seed": str(pre.seed), **(overrides or {})},
     )  # fmt: skip

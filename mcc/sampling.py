@@ -1,4 +1,6 @@
-"""Clip sampling of Sec. 3.1 and 3.2: S(r, c), B(r, c) and the interpolation target.
+"""Clip sampling of Sec. 3.1 and 3.2: S(r, c), B(r, c) and the interpolation target, and the
+views of Table 4's comparison pretexts (clip order, space-time jigsaw, pace), cut from the
+same S(r, c).
 
 Pure NumPy, seeded by the `np.random.Generator` passed in. A sequence is float32
 (M, T, V, C): bodies, frames, joints, channels; a clip has the same order with T = clip_len.
@@ -8,11 +10,13 @@ The rules, and where they depart from the paper's text, are those of design.md
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from mcc.config import ConfigError, LossConfig, SamplingConfig
+from mcc.graph import hop_distance
 from mcc.layouts import Layout
 
 
@@ -210,6 +214,145 @@ def mcc_views(
                 )
     out["wrapped"] = np.int64(sum(c.wrapped for c in clips.values()))
     return out
+
+
+# Comparison pretexts (Table 4). Each view is one clip S(r, c) with r uniform among
+# sampling.speeds (the MCC anchor's distribution; effective speed and overflow as for MCC),
+# rearranged, and the index of the arrangement as its class label.
+
+CLIP_ORDERS: tuple[tuple[int, ...], ...] = tuple(itertools.permutations(range(3)))  # 6
+JIGSAW_ORDERS: tuple[tuple[int, ...], ...] = tuple(itertools.permutations(range(4)))  # 24
+
+# Jigsaw body regions of the built-in layouts, as two joint lists of equal length: joint
+# upper[i] and lower[i] trade places when their pieces do. Joints in neither list stay put.
+# ntu25 (0-based): shoulder/elbow/wrist/hand <-> hip/knee/ankle/foot on each side, neck <->
+# spine mid, head <-> spine base; the spine shoulder (centre) and hand tips/thumbs stay.
+# openpose18: shoulder/elbow/wrist <-> hip/knee/ankle on each side; nose, neck, eyes and
+# ears stay.
+BODY_REGIONS: dict[tuple[str, int], tuple[tuple[int, ...], tuple[int, ...]]] = {
+    ("ntu25", 25): ((4, 5, 6, 7, 8, 9, 10, 11, 2, 3), (12, 13, 14, 15, 16, 17, 18, 19, 1, 0)),
+    ("openpose18", 18): ((2, 3, 4, 5, 6, 7), (8, 9, 10, 11, 12, 13)),
+}
+
+
+def body_regions(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """The jigsaw's two body regions: (upper, lower), int arrays of equal length K with
+    upper[i] <-> lower[i].
+
+    ntu25 and openpose18: upper / lower body (BODY_REGIONS). Any other layout (a JSON file):
+    the joints other than the centre, sorted by hop distance from the centre (then index;
+    joints not connected to it last), split into a proximal half and a distal half of
+    floor((V - 1) / 2) joints each, paired in that order; with V - 1 odd the middle joint
+    stays. On a body centred at the chest this is trunk against extremities.
+    """
+    if (layout.name, layout.num_joints) in BODY_REGIONS:
+        upper, lower = BODY_REGIONS[(layout.name, layout.num_joints)]
+        return np.array(upper), np.array(lower)
+    dist = hop_distance(layout)[layout.center]
+    others = sorted(
+        (j for j in range(layout.num_joints) if j != layout.center), key=lambda j: (dist[j], j)
+    )
+    k = len(others) // 2
+    if k < 1:
+        raise ValueError(
+            f"pretext=jigsaw needs two body regions; layout {layout.name!r} has only "
+            f"{layout.num_joints} joint(s)"
+        )
+    return np.array(others[:k]), np.array(others[-k:])
+
+
+def segment_order_indices(clip_len: int, order) -> np.ndarray:
+    """Frame indices (len(order) * L,) with L = clip_len // len(order): the clip's first
+    len(order) * L frames cut into consecutive segments of L frames, put in `order` (output
+    segment j is input segment order[j]). The clip_len % len(order) frames left over (2 of
+    32) are dropped: with equal segments, where the cuts fall says nothing about the order.
+    `clip[:, idx]` shuffles; the inverse order, argsort(order), restores."""
+    seg = clip_len // len(order)
+    return np.concatenate([np.arange(k * seg, (k + 1) * seg) for k in order])
+
+
+def jigsaw_indices(
+    clip_len: int, num_joints: int, regions: tuple[np.ndarray, np.ndarray], perm
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source (frame, joint) of every output (frame, joint) of the space-time puzzle: two
+    (clip_len, V) int arrays, applied as `clip[:, t_idx, v_idx]`.
+
+    Pieces and slots are numbered (region, half): 0 upper/first, 1 upper/second, 2 lower/first,
+    3 lower/second half; slot j receives piece perm[j]. The halves are the first and last
+    clip_len // 2 frames (an odd clip's middle frame stays). Applying argsort(perm) undoes
+    perm."""
+    half = clip_len // 2
+    halves = (np.arange(half), np.arange(clip_len - half, clip_len))
+    pieces = [(r, h) for r in regions for h in halves]
+    t_idx = np.repeat(np.arange(clip_len)[:, None], num_joints, axis=1)
+    v_idx = np.repeat(np.arange(num_joints)[None, :], clip_len, axis=0)
+    for slot, piece in enumerate(perm):
+        (r_out, h_out), (r_in, h_in) = pieces[slot], pieces[piece]
+        t_idx[np.ix_(h_out, r_out)] = h_in[:, None]
+        v_idx[np.ix_(h_out, r_out)] = r_in[None, :]
+    return t_idx, v_idx
+
+
+def _pretext_clip(seq: np.ndarray, rng: np.random.Generator, sampling: SamplingConfig) -> Clip:
+    speeds = tuple(sampling.speeds)
+    args = dict(clip_len=sampling.clip_len, overflow=sampling.overflow, speeds=speeds)
+    return speed_clip(seq, int(rng.choice(speeds)), rng, **args)
+
+
+def order_views(
+    seq: np.ndarray, rng: np.random.Generator, sampling: SamplingConfig
+) -> dict[str, np.ndarray]:
+    """Clip order prediction (Xu et al. 2019; Table 4): a clip (M, 3 * (clip_len // 3), V, C)
+    whose 3 consecutive segments are shuffled (`segment_order_indices`), under `anchor`;
+    `label` in 0..5 indexes CLIP_ORDERS; `wrapped` 0 or 1."""
+    clip = _pretext_clip(seq, rng, sampling)
+    label = int(rng.integers(len(CLIP_ORDERS)))
+    idx = segment_order_indices(sampling.clip_len, CLIP_ORDERS[label])
+    return {
+        "anchor": clip.frames[:, idx],
+        "label": np.int64(label),
+        "wrapped": np.int64(clip.wrapped),
+    }
+
+
+def jigsaw_views(
+    seq: np.ndarray,
+    rng: np.random.Generator,
+    sampling: SamplingConfig,
+    regions: tuple[np.ndarray, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Space-time jigsaw (Kim et al. 2019; Table 4): a clip (M, clip_len, V, C) whose 4 pieces,
+    2 body regions (`body_regions`) x 2 time halves, are shuffled, under `anchor`; `label` in
+    0..23 indexes JIGSAW_ORDERS; `wrapped` 0 or 1."""
+    clip = _pretext_clip(seq, rng, sampling)
+    label = int(rng.integers(len(JIGSAW_ORDERS)))
+    t_idx, v_idx = jigsaw_indices(sampling.clip_len, seq.shape[2], regions, JIGSAW_ORDERS[label])
+    return {
+        "anchor": clip.frames[:, t_idx, v_idx],
+        "label": np.int64(label),
+        "wrapped": np.int64(clip.wrapped),
+    }
+
+
+def pace_classes(speeds) -> tuple[int, ...]:
+    """The classes of pace prediction: the distinct speeds of sampling.speeds, in order."""
+    return tuple(dict.fromkeys(int(s) for s in speeds))
+
+
+def pace_views(
+    seq: np.ndarray, rng: np.random.Generator, sampling: SamplingConfig
+) -> dict[str, np.ndarray]:
+    """Pace prediction (Wang et al. 2020; Table 4): a clip (M, clip_len, V, C) at a speed drawn
+    uniformly from `pace_classes(sampling.speeds)`, under `anchor`; `label` indexes the speed
+    the clip really has (the effective speed: overflow=cap may lower it); `wrapped` 0 or 1."""
+    classes = pace_classes(sampling.speeds)
+    r = classes[int(rng.integers(len(classes)))]
+    clip = speed_clip(seq, r, rng, sampling.clip_len, sampling.overflow, tuple(sampling.speeds))
+    return {
+        "anchor": clip.frames,
+        "label": np.int64(classes.index(clip.speed)),
+        "wrapped": np.int64(clip.wrapped),
+    }
 
 
 def eval_frames(

@@ -29,6 +29,10 @@ from mcc.shards import Sample, ShardWriter
 @dataclass(frozen=True)
 class SyntheticConfig:
     num_classes: int = 12
+    # Skip the first class_offset classes of the seed's class table: two sets with the same
+    # seed and disjoint [class_offset, class_offset + num_classes) share no class (a source /
+    # target pair for transfer, Tables 6, 7).
+    class_offset: int = 0
     train_per_class: int = 60
     test_per_class: int = 25
     num_subjects: int = 20  # half perform the training samples, half the test samples
@@ -267,7 +271,9 @@ def class_name(pattern) -> str:
 
 def generate(out_dir, cfg: SyntheticConfig = SyntheticConfig(), progress: bool = False):
     """Write the dataset to out_dir through the shared writer; returns the manifest."""
-    classes = class_patterns(cfg.num_classes, cfg.seed)
+    if cfg.class_offset < 0:
+        raise ValueError(f"synthetic: class_offset={cfg.class_offset} must be >= 0")
+    classes = class_patterns(cfg.class_offset + cfg.num_classes, cfg.seed)[cfg.class_offset :]
     writer = ShardWriter(
         out_dir,
         name="synthetic",

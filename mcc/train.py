@@ -2,6 +2,11 @@
 
 `training_step` is the unit a distributed worker calls unchanged: it takes the function that
 gathers keys from all workers (identity here) and the batch-norm mode.
+
+cfg.pretext picks the objective: `mcc`, or one of Table 4's comparison pretexts (order,
+jigsaw, pace: mcc.pretexts). The choice is made here, in `view_arrays`, `training_step` and
+`build_training`, so the epoch loop, checkpoints, resume and the Ray layer (which calls these
+functions) are the same for every pretext.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +28,17 @@ from mcc.config import ConfigError, OptimConfig, PretrainConfig, from_dict, to_d
 from mcc.data import load_splits
 from mcc.losses import info_nce, interpolation_loss, total_loss, triplet_loss
 from mcc.model import MCC
+from mcc.pretexts import PretextModel, pretext_loss
 from mcc.runs import RunDir
-from mcc.sampling import mcc_views, pad_bodies
-from mcc.shards import Sample
+from mcc.sampling import (
+    body_regions,
+    jigsaw_views,
+    mcc_views,
+    order_views,
+    pace_views,
+    pad_bodies,
+)
+from mcc.shards import Sample, read_manifest
 
 BN_MODES = ("per-worker", "sync")
 
@@ -38,21 +52,40 @@ def to_model_layout(x: np.ndarray) -> np.ndarray:
     return np.moveaxis(x, (-4, -1), (-1, -4))
 
 
+@lru_cache(maxsize=8)
+def _jigsaw_regions(data_path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The jigsaw's body regions of the dataset's layout, read from its manifest once per
+    process: the Ray Data stage hands `view_arrays` the coordinate channels, not the layout."""
+    return body_regions(read_manifest(data_path).layout)
+
+
 def view_arrays(
     seq: np.ndarray, index: int, cfg: PretrainConfig, epoch: int, bodies: int, coords
 ) -> dict[str, np.ndarray]:
-    """The MCC views of one training sample in one epoch, padded to `bodies` persons and in
-    model layout (C, T, V, M); `wrapped` is a count. The randomness is seeded by (seed, epoch,
-    sample index) alone, so a sample's views do not depend on which worker draws them or in
-    which order: the single-process loop and the Ray Data stage produce the same arrays."""
+    """The views of one training sample in one epoch for cfg.pretext, padded to `bodies`
+    persons and in model layout (C, T, V, M); `wrapped` is a count and `label` (comparison
+    pretexts) an int64 class. The randomness is seeded by (seed, epoch, sample index) alone, so
+    a sample's views do not depend on which worker draws them or in which order: the
+    single-process loop and the Ray Data stage produce the same arrays."""
     rng = np.random.default_rng([cfg.seed, epoch, index])
-    views = mcc_views(seq, rng, cfg.sampling, cfg.loss, coords)
+    if cfg.pretext == "mcc":
+        views = mcc_views(seq, rng, cfg.sampling, cfg.loss, coords)
+    elif cfg.pretext == "order":
+        views = order_views(seq, rng, cfg.sampling)
+    elif cfg.pretext == "jigsaw":
+        views = jigsaw_views(seq, rng, cfg.sampling, _jigsaw_regions(cfg.data.path))
+    elif cfg.pretext == "pace":
+        views = pace_views(seq, rng, cfg.sampling)
+    else:
+        raise ConfigError(f"pretext={cfg.pretext!r} is not allowed")
     out = {
         k: np.ascontiguousarray(to_model_layout(pad_bodies(v, bodies)))
         for k, v in views.items()
-        if k != "wrapped"
+        if k not in ("wrapped", "label")
     }
     out["wrapped"] = np.int64(views["wrapped"])
+    if "label" in views:
+        out["label"] = np.int64(views["label"])
     return out
 
 
@@ -62,14 +95,17 @@ def collate_views(views: list[dict], ids) -> dict[str, torch.Tensor]:
 
 
 def batch_tensors(arrays: dict[str, np.ndarray], ids) -> dict[str, torch.Tensor]:
-    """Stacked view arrays -> the batch `training_step` takes (`wrapped` summed, ids long)."""
+    """Stacked view arrays -> the batch `training_step` takes (`wrapped` summed, ids and
+    pretext labels long)."""
     batch = {
         k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
         for k, v in arrays.items()
-        if k not in ("wrapped", "index")
+        if k not in ("wrapped", "index", "label")
     }
     batch["wrapped"] = torch.tensor(int(np.sum(arrays["wrapped"])))
     batch["ids"] = torch.from_numpy(np.array(ids, dtype=np.int64))  # copy: Ray arrays are read-only
+    if "label" in arrays:
+        batch["label"] = torch.from_numpy(np.array(arrays["label"], dtype=np.int64))
     return batch
 
 
@@ -104,7 +140,7 @@ def pretrain_batches(
     rank: int = 0,
     world_size: int = 1,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """One epoch of MCC batches for worker `rank` (see `epoch_plan` and `view_arrays`)."""
+    """One epoch of batches for worker `rank` (see `epoch_plan` and `view_arrays`)."""
     plan = epoch_plan(len(samples), cfg, epoch, world_size)[rank]
     bs = cfg.optim.batch_size
     for b in range(0, len(plan), bs):
@@ -114,7 +150,7 @@ def pretrain_batches(
 
 
 def training_step(
-    model: MCC,
+    model: MCC | PretextModel,
     batch: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     cfg: PretrainConfig,
@@ -126,7 +162,8 @@ def training_step(
     A term with weight 0 is not computed. The queue receives gather(k) after the update
     (MoCo's order), so every worker's queue gets the keys of all workers. bn_mode
     `per-worker` normalises each worker's batch alone; `sync` expects a model whose
-    batch-norm layers were converted with `use_bn_mode(model, "sync")`.
+    batch-norm layers were converted with `use_bn_mode(model, "sync")`. A comparison pretext
+    (cfg.pretext != "mcc") takes `pretext_step` instead.
     """
     if bn_mode not in BN_MODES:
         raise ValueError(f"bn_mode {bn_mode!r} is not allowed; choose one of {BN_MODES}")
@@ -135,6 +172,8 @@ def training_step(
         for m in model.modules()
     ):
         raise ValueError("bn_mode=sync: convert the model first with use_bn_mode(model, 'sync')")
+    if cfg.pretext != "mcc":
+        return pretext_step(model, batch, optimizer, cfg)
     net = model.module if hasattr(model, "module") else model
     lc = cfg.loss
     weights = {"triplet": lc.triplet, "nce": lc.nce, "interp": lc.interp}
@@ -180,6 +219,26 @@ def training_step(
     if lc.nce > 0:
         net.queue.enqueue(gather(k), gather(batch["ids"]))
     return {"loss": loss.item(), **{name: v.item() for name, v in terms.items()}}
+
+
+def pretext_step(
+    model: PretextModel, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, cfg
+) -> dict[str, float]:
+    """One step of a comparison pretext: cross-entropy of the head's logits on the rearranged
+    clips `anchor` against `label`; returns the loss and the batch's pretext accuracy (%)."""
+    model.train()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    with autocast:
+        logits = model(batch["anchor"])
+    loss, acc = pretext_loss(logits.float(), batch["label"])
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"pretext={cfg.pretext}: loss became {loss.item()}; lower optim.lr or check the data"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.item(), "pretext_loss": loss.item(), "pretext_acc": acc}
 
 
 def use_bn_mode(model: nn.Module, mode: str) -> nn.Module:
@@ -245,8 +304,9 @@ def _tensorboard(path: Path):
 
 
 def build_training(cfg: PretrainConfig, layout):
-    """The MCC model, its optimiser and LR schedule, freshly initialised from torch's RNG."""
-    model = MCC(cfg, layout)
+    """The pretraining model (MCC, or a comparison pretext's encoder + head), its optimiser
+    and LR schedule, freshly initialised from torch's RNG."""
+    model = MCC(cfg, layout) if cfg.pretext == "mcc" else PretextModel(cfg, layout)
     opt, sched = make_optimizer(model.online_parameters(), cfg.optim)
     return model, opt, sched
 
@@ -301,11 +361,14 @@ def run_epoch(
     tally: dict[str, float] = {"steps": 0.0, "clips": 0.0, "wrapped": 0.0, "drawn": 0.0}
     bar = _progress(batches, steps, f"epoch {epoch + 1}/{cfg.optim.epochs}", progress)
     per_sample = 1 + (cfg.sampling.positive == "speed")  # clips that can loop
+    encoded = 3  # clips through the encoder per sample
+    if cfg.pretext != "mcc":
+        per_sample = encoded = 1  # one rearranged clip
     for batch in bar:
         terms = training_step(model, batch, opt, cfg, gather=gather, bn_mode=bn_mode)
         n = batch["anchor"].shape[0]
         tally["steps"] += 1
-        tally["clips"] += 3 * n
+        tally["clips"] += encoded * n
         tally["wrapped"] += int(batch["wrapped"])
         tally["drawn"] += per_sample * n
         for k, v in terms.items():
@@ -330,7 +393,8 @@ def run_epoch(
 
 def epoch_line(m: dict, epochs: int) -> str:
     """One printed line per epoch."""
-    terms = "  ".join(f"{k} {m[k]:.4f}" for k in ("triplet", "nce", "interp") if k in m)
+    keys = ("triplet", "nce", "interp", "pretext_acc")
+    terms = "  ".join(f"{k} {m[k]:.4f}" for k in keys if k in m)
     return (
         f"epoch {m['epoch'] + 1}/{epochs}  loss {m.get('loss', 0):.4f}  {terms}  "
         f"({m['epoch_time_s']:.1f}s)"
@@ -344,7 +408,8 @@ def pretrain(
     progress: bool = True,
     stop_after_epoch: int | None = None,
 ) -> dict:
-    """Pretrain with MCC on cfg.data's training split; writes the run folder `out`.
+    """Pretrain with cfg.pretext (MCC by default) on cfg.data's training split; writes the run
+    folder `out`.
 
     resume=True continues from out/checkpoint.pt; the result equals an uninterrupted run with
     the same seed, because each epoch's randomness is seeded by (seed, epoch).
@@ -361,7 +426,7 @@ def pretrain(
     splits = load_splits(cfg.data)
     layout, bodies = splits.manifest.layout, splits.manifest.max_bodies
     train = splits.train
-    if cfg.loss.nce > 0 and cfg.loss.queue_size >= len(train):
+    if cfg.pretext == "mcc" and cfg.loss.nce > 0 and cfg.loss.queue_size >= len(train):
         warnings.warn(
             f"loss.queue_size={cfg.loss.queue_size} >= {len(train)} training samples: the "
             f"queue holds several keys per sample (own stale keys are masked)",

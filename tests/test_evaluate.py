@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mcc.checkpoint import CheckpointError
-from mcc.config import EvalConfig, PretrainConfig, apply_overrides
+from mcc.config import ConfigError, EvalConfig, PretrainConfig, apply_overrides
 from mcc.evaluate import accuracy, evaluate, knn_scores
 from mcc.layouts import NTU25
 from mcc.train import pretrain
@@ -129,3 +129,127 @@ def test_linear_trains_only_the_classifier_with_the_encoder_frozen(tiny_data, tm
     assert not all(torch.equal(before[k], encoder.state_dict()[k]) for k in before)
     out = evaluate(_eval_cfg(tiny_data, protocol="linear"), None, tmp_path / "lin", progress=False)
     assert out["protocol"] == "linear"
+
+
+# --- semi-supervised and transfer protocols (design.md, "Downstream"; Tables 5-7) ---------
+
+
+def _untrained_checkpoint(data, out):
+    """A valid pretraining checkpoint of `data` (optim.epochs=0: the initial encoder)."""
+    pre = apply_overrides(PretrainConfig(), {"data.path": data, "model.width": "0.125",
+                                             "optim.batch_size": "8", "loss.queue_size": "16",
+                                             "optim.epochs": "0", "threads": "1"})  # fmt: skip
+    pretrain(pre, out, progress=False)
+    return str(out / "checkpoint.pt")
+
+
+def _npz_dataset(tmp_path, name, labels, splits):
+    """A small ntu25 dataset from an .npz: random motion, the given labels and splits."""
+    import numpy as np
+
+    from mcc.npz import import_npz
+
+    rng = np.random.default_rng(0)
+    n = len(labels)
+    src = tmp_path / f"{name}.npz"
+    np.savez(src, joints=rng.normal(size=(n, 40, 25, 3)).astype(np.float32),
+             labels=np.array(labels), split=np.array(splits))  # fmt: skip
+    import_npz(src, "ntu25", tmp_path / name)
+    return str(tmp_path / name)
+
+
+def test_semi_draws_per_class_reproducibly_and_saves_the_ids(tiny_data, tmp_path):
+    from mcc.data import load_splits
+    from mcc.evaluate import semi_subset
+
+    splits = load_splits(_eval_cfg(tiny_data).data)
+    classes = splits.manifest.classes
+    draw = {seed: semi_subset(splits.train, 0.25, seed, classes) for seed in (0, 1)}
+    label_of = {s.sample_id: s.label for s in splits.train}
+    ids = {seed: [s.sample_id for s in d] for seed, d in draw.items()}
+    # round(0.25 * 8) = 2 of each of the 4 classes, seeded
+    assert sorted(label_of[i] for i in ids[0]) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert [s.sample_id for s in semi_subset(splits.train, 0.25, 0, classes)] == ids[0]
+    assert set(ids[1]) != set(ids[0])
+    cfg = _eval_cfg(tiny_data, protocol="semi", label_fraction="0.25")
+    res = evaluate(cfg, None, tmp_path / "semi", progress=False)
+    saved = json.loads((tmp_path / "semi" / "labelled_ids.json").read_text())
+    assert saved == ids[0] and res["labelled_ids"] == "labelled_ids.json"
+    assert res["protocol"] == "semi" and res["labelled_per_class"] == [2, 2, 2, 2]
+    assert res["train_samples"] == 8 and res["saved_checkpoint"]
+
+
+def test_semi_messages(tmp_path):
+    data = "unused"
+    with pytest.raises(ConfigError, match=r"protocol=semi.*label_fraction.*\(got 1\.0\)"):
+        _eval_cfg(data, protocol="semi")  # the default fraction 1.0 is not semi-supervised
+    for bad in ("0", "1.5", "-0.1"):
+        with pytest.raises(ConfigError, match=f"label_fraction={float(bad)}"):
+            _eval_cfg(data, protocol="semi", label_fraction=bad)
+    # class 2 has test samples only: the fraction cannot take one of it
+    labels = [0, 0, 0, 1, 1, 1, 2, 0, 1, 2]
+    splits = ["train"] * 6 + ["test"] * 4
+    path = _npz_dataset(tmp_path, "gap", labels, splits)
+    with pytest.raises(ConfigError, match=r"class 2 \('class2'\) has 0 training samples"):
+        evaluate(_eval_cfg(path, protocol="semi", label_fraction="0.5"), None, tmp_path / "e",
+                 progress=False)  # fmt: skip
+
+
+def test_transfer_from_a_supervised_source_to_disjoint_target_classes(tiny_data, tmp_path):
+    import dataclasses
+
+    from conftest import TINY
+
+    from mcc.evaluate import load_pretrained_encoder
+    from mcc.shards import read_manifest
+    from mcc.synthetic import generate
+
+    target = tmp_path / "target"
+    generate(target, dataclasses.replace(TINY, class_offset=TINY.num_classes))
+    source_classes = set(read_manifest(tiny_data).classes)
+    assert not source_classes & set(read_manifest(target).classes)
+    # Table 7's "fully supervised": fine-tune on the source; its run folder is a checkpoint
+    sup = evaluate(_eval_cfg(tiny_data), None, tmp_path / "sup", progress=False)
+    assert sup["saved_checkpoint"] == str(tmp_path / "sup" / "checkpoint.pt")
+    trained, model_cfg, _ = load_pretrained_encoder(tmp_path / "sup")
+    assert model_cfg.width == 0.125
+    cfg = _eval_cfg(str(target), protocol="transfer", **{"optim.epochs": "0"})
+    res = evaluate(cfg, str(tmp_path / "sup"), tmp_path / "tr", progress=False)
+    assert res["protocol"] == "transfer" and res["source_data"] == tiny_data
+    assert res["source_dataset"] == "synthetic" and len(res["confusion"]) == 4
+    # with no epochs to train, the target run starts from (and saves) the source encoder
+    moved, _, _ = load_pretrained_encoder(tmp_path / "tr")
+    a, b = trained.state_dict(), moved.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_inputs_to_evaluation_are_clear_messages(tiny_data, tmp_path, capsys):
+    from conftest import NATOPS_LAYOUT, NATOPS_NPZ
+
+    from mcc.cli import main
+    from mcc.npz import import_npz
+
+    ckpt = _untrained_checkpoint(tiny_data, tmp_path / "pre")
+    with pytest.raises(ConfigError, match="protocol=transfer.*--checkpoint"):
+        evaluate(_eval_cfg(tiny_data, protocol="transfer"), None, tmp_path / "t", progress=False)
+    # an ntu25 encoder onto the NATOPS layout: one line naming both layouts
+    natops = tmp_path / "natops"
+    import_npz(NATOPS_NPZ, str(NATOPS_LAYOUT), natops)
+    with pytest.raises(CheckpointError) as e:
+        evaluate(_eval_cfg(str(natops), protocol="transfer"), ckpt, tmp_path / "n", progress=False)
+    assert "'ntu25'" in str(e.value) and "'natops8'" in str(e.value)
+    code = main(["evaluate", "--data", str(natops), "--checkpoint", ckpt, "--protocol",
+                 "transfer", "--out", str(tmp_path / "cli"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "natops8" in err and "ntu25" in err
+    # a checkpoint of another backbone than the config asks for
+    with pytest.raises(ConfigError, match="model.backbone='stgcn'.*model.backbone='agcn'"):
+        evaluate(_eval_cfg(tiny_data, protocol="knn", **{"model.backbone": "agcn"}), ckpt,
+                 tmp_path / "b", progress=False)  # fmt: skip
+    # datasets without a labelled split to train or to test on
+    only_train = _npz_dataset(tmp_path, "tr", [0, 1, 0, 1], ["train"] * 4)
+    with pytest.raises(ConfigError, match="no 'test' split"):
+        evaluate(_eval_cfg(only_train), None, tmp_path / "x", progress=False)
+    only_test = _npz_dataset(tmp_path, "te", [0, 1, 0, 1], ["test"] * 4)
+    with pytest.raises(ConfigError, match="no 'train' split"):
+        evaluate(_eval_cfg(only_test), None, tmp_path / "y", progress=False)

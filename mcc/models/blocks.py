@@ -1,7 +1,11 @@
 """Building blocks shared by the backbones and the decoder (ST-GCN, Yan et al. 2018).
 
 Shapes: features are (N, C, T, V); an adjacency stack is (K, V, V) with entry [k, j, i] the
-weight of joint j's message to joint i.
+weight of joint j's message to joint i (per-sample graphs are (N, K, V, V), same convention).
+
+All three backbones use `STBlock` (graph conv, `TemporalConv`, residual, ReLU); they differ
+only in the graph convolution they put in it: ST-GCN's `GraphConv` over a fixed partition,
+2s-AGCN's adaptive one (agcn.py), AS-GCN's actional-structural one (asgcn.py).
 """
 
 from __future__ import annotations
@@ -46,7 +50,13 @@ class TemporalConv(nn.Module):
 
 
 class STBlock(nn.Module):
-    """One spatial-temporal block: graph conv, temporal conv, residual, ReLU."""
+    """One spatial-temporal block: graph conv, temporal conv, residual, ReLU.
+
+    `gcn` is any module mapping (N, in_channels, T, V) and the block's graph arguments to
+    (N, out_channels, T, V); None builds ST-GCN's `GraphConv` over `num_parts` parts.
+    forward(x, *graph) passes `graph` (an adjacency stack, plus per-sample links for AS-GCN)
+    to it unchanged.
+    """
 
     def __init__(
         self,
@@ -57,9 +67,10 @@ class STBlock(nn.Module):
         kernel: int = 9,
         dropout: float = 0.0,
         residual: bool = True,
+        gcn: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.gcn = GraphConv(in_channels, out_channels, num_parts)
+        self.gcn = gcn if gcn is not None else GraphConv(in_channels, out_channels, num_parts)
         self.tcn = TemporalConv(out_channels, kernel, stride, dropout)
         if not residual:
             self.residual = None
@@ -72,9 +83,9 @@ class STBlock(nn.Module):
             )
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *graph: torch.Tensor) -> torch.Tensor:
         res = 0 if self.residual is None else self.residual(x)
-        return self.relu(self.tcn(self.gcn(x, adjacency)) + res)
+        return self.relu(self.tcn(self.gcn(x, *graph)) + res)
 
 
 def scatter_rows(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

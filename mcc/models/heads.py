@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
+import torch
 from torch import nn
 
 
@@ -12,6 +16,33 @@ def projection_head(in_features: int, embed_dim: int) -> nn.Module:
         nn.ReLU(inplace=True),
         nn.Linear(in_features, embed_dim),
     )
+
+
+def pretext_head(in_features: int, num_classes: int) -> nn.Module:
+    """MLP from the pooled features to the logits of a comparison pretext (Table 4: 6 clip
+    orders, 24 jigsaw arrangements, or one class per speed); dropped downstream like the
+    projection head."""
+    return nn.Sequential(
+        nn.Linear(in_features, in_features),
+        nn.ReLU(inplace=True),
+        nn.Linear(in_features, num_classes),
+    )
+
+
+class ClipOrderHead(nn.Module):
+    """VCOP's order head (Xu et al. 2019): the pooled features of S segments in their shuffled
+    order (N, S, C') -> every pair i < j concatenated (N, 2C') -> a shared Linear + ReLU ->
+    the S(S-1)/2 results concatenated -> logits over the S! orders (6 for S = 3)."""
+
+    def __init__(self, in_features: int, num_segments: int = 3) -> None:
+        super().__init__()
+        self.pairs = list(itertools.combinations(range(num_segments), 2))
+        self.pair = nn.Sequential(nn.Linear(2 * in_features, in_features), nn.ReLU(inplace=True))
+        self.fc = nn.Linear(len(self.pairs) * in_features, math.factorial(num_segments))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        h = [self.pair(torch.cat([f[:, i], f[:, j]], dim=1)) for i, j in self.pairs]
+        return self.fc(torch.cat(h, dim=1))
 
 
 class Classifier(nn.Module):
