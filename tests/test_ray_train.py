@@ -52,6 +52,24 @@ def test_one_worker_gives_the_single_process_loss_curve(ray_cluster, tiny_data, 
         torch.testing.assert_close(wb[k], wa[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
+def test_other_backbone_stream_and_pretext_run_unchanged_through_ray(
+    ray_cluster, tiny_data, tmp_path
+):
+    """AS-GCN on the bone stream with the jigsaw pretext (Table 4): Ray Data + Ray Train call
+    the same view_arrays / training_step and reproduce the single-process run."""
+    over = {"model.backbone": "asgcn", "model.stream": "bone", "pretext": "jigsaw"}
+    cfg = tiny_cfg(tiny_data, **over)
+    pretrain(cfg, tmp_path / "single", progress=False)
+    run_pretraining(cfg, tmp_path / "ray", num_workers=1, sampling="ray-data")
+    single, ray_run = history(tmp_path / "single"), history(tmp_path / "ray")
+    assert len(ray_run) == 2
+    for a, b in zip(single, ray_run):
+        for k in ("loss", "pretext_loss", "pretext_acc"):
+            assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-6), k
+    encoder, model_cfg, _ = load_pretrained_encoder(tmp_path / "ray" / "checkpoint.pt")
+    assert (model_cfg.backbone, model_cfg.stream) == ("asgcn", "bone")
+
+
 def test_two_nodes_two_workers_survive_a_killed_worker(ray_cluster, tiny_data, tmp_path):
     """2 DDP workers, one per node, sampling in-process; rank 1 is SIGKILLed mid-epoch 1
     (after 1 of 2 steps)."""
