@@ -203,6 +203,20 @@ def prepare_data(base: PretrainConfig) -> None:
     generate(base.data.path, SyntheticConfig(), progress=True)
 
 
+def run_grid(argv: list[str]) -> int:
+    """`main(argv)` for another layer (ablations/ runs its pretraining cells through here):
+    a local Ray that this call started is shut down afterwards, so the caller's next stage
+    (single-process evaluations) gets the CPUs back; a session the caller holds is kept."""
+    import ray
+
+    started = not ray.is_initialized()
+    try:
+        return main(argv)
+    finally:
+        if started and ray.is_initialized():
+            ray.shutdown()
+
+
 if __name__ == "__main__":
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     sys.exit(main())

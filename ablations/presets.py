@@ -1,0 +1,65 @@
+"""How big an ablation run is: `smoke`, `small` and `paper`, built from mcc/presets.py.
+
+A preset gives the pretraining overrides (on PretrainConfig; the sweep engine's grid runs
+them), the evaluation overrides (on EvalConfig; the downstream protocol's recipe), the seeds
+and the default backbones. Pretraining needs `data.val_fraction > 0`: the grid scores every
+epoch by validation kNN (tune/sweep.py), so pretraining sees the training split less that
+carve, and the downstream evaluation uses the whole training split.
+
+`measured` holds seconds per pretraining cell (Ray trial included) and per evaluation, as
+measured on the machine it names, for `python -m ablations list`'s estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mcc import presets as mcc_presets
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    pretrain: dict
+    evaluate: dict
+    seeds: tuple[int, ...]
+    backbones: tuple[str, ...] | None = None  # None: every backbone the config offers
+    measured: dict = field(default_factory=dict)  # {"pretrain_s", "eval_s", "on"} (ST-GCN)
+
+
+SMOKE = Preset(
+    name="smoke",
+    description="plumbing check, seconds per cell: width 0.125, 1 pretraining epoch, 1 "
+    "fine-tuning epoch on 32 frames, 1 seed; its numbers mean nothing",
+    pretrain={**mcc_presets.PRETRAIN["tiny"], "optim.epochs": 1, "data.val_fraction": 0.25},
+    evaluate={**mcc_presets.EVALUATE["tiny"], "optim.epochs": 1, "frames": 32},
+    seeds=(0,),
+    measured={"pretrain_s": 35, "eval_s": 8, "on": "a shared 2-core Xeon, 32-sample test set"},
+)
+
+SMALL = Preset(
+    name="small",
+    description="a 2-core machine, table1 + table3 in about an hour on the synthetic set: "
+    "width 0.125, 3 pretraining epochs, 20 fine-tuning epochs (Adam), 3 seeds, ST-GCN",
+    pretrain={**mcc_presets.PRETRAIN["demo"], "optim.epochs": 3, "data.val_fraction": 0.1},
+    # 20 epochs: fine-tuning from scratch on the synthetic set stays at chance for the first
+    # few (6 epochs: 8.7 % test top-1, chance 8.3 %; 20 epochs: 29.3 %, seed 0).
+    evaluate={**mcc_presets.EVALUATE["demo"], "optim.epochs": 20},
+    seeds=(0, 1, 2),
+    backbones=("stgcn",),
+    # from CPU time per epoch (1 thread: pretraining 16.5 s, fine-tuning 9.6 s) plus Ray's
+    # per-trial start; the shared machine's wall times were higher (ablations/README.md)
+    measured={"pretrain_s": 85, "eval_s": 110, "on": "an idle 2-core Xeon (estimate)"},
+)
+
+PAPER = Preset(
+    name="paper",
+    description="the paper's recipe (Sec. 4.2, the backbones' own schedules: 80 epochs, SGD "
+    "lr 0.1, batch 64, K 6536); 5 % of the training split carved for the grid's objective",
+    pretrain={**mcc_presets.PRETRAIN["paper"], "data.val_fraction": 0.05},
+    evaluate={**mcc_presets.EVALUATE["paper"]},
+    seeds=(0, 1, 2),
+)
+
+PRESETS = {"smoke": SMOKE, "small": SMALL, "paper": PAPER}

@@ -1,0 +1,394 @@
+"""ablations/: spec expansion, the report on a hand-made results folder, caching of the
+evaluation stage, bad input, and one end-to-end table on the shared Ray session."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from ablations import cli, run
+from ablations.cells import Dataset, Plan, available_backbones, expand, placeholder_datasets
+from ablations.presets import PAPER, PRESETS, SMALL, SMOKE
+from ablations.report import MISSING, NOT_RESOLVED, write_report
+from ablations.specs import TABLE1, TABLE2, TABLE3, TABLE5, TABLE6, TABLE7, TABLES
+from mcc.config import ConfigError
+
+ST = ["stgcn"]
+
+
+def plan_of(table, preset=SMOKE, **kw):
+    kw.setdefault("backbones", ST)
+    return expand(table, preset, placeholder_datasets(table), **kw)
+
+
+# ---- specs and expansion -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, preset, cells, pretrainings, evaluations",
+    [
+        ("table1", SMOKE, 6, 5, 6),
+        ("table1", SMALL, 18, 15, 18),
+        ("table2", SMOKE, 5, 4, 5),
+        ("table3", SMOKE, 3, 2, 3),
+        ("table3", PAPER, 9, 6, 9),
+        ("table4", SMOKE, 5, 4, 5),
+        ("table5", SMOKE, 4, 1, 4),  # one MCC pretraining serves 5 % and 10 %
+        ("table6", SMOKE, 6, 5, 6),
+        ("table7", SMOKE, 3, 1, 4),  # + the supervised run on the source
+    ],
+)
+def test_cell_counts(name, preset, cells, pretrainings, evaluations):
+    plan = plan_of(TABLES[name], preset)
+    assert len(plan.cells) == cells
+    assert len(plan.pretrainings()) == pretrainings
+    assert len(plan.evaluations()) == evaluations
+    assert plan.seeds == list(preset.seeds) and not plan.skipped
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+@pytest.mark.parametrize("preset", list(PRESETS.values()), ids=list(PRESETS))
+def test_names_unique_and_configurations_not_duplicated(name, preset):
+    table = TABLES[name]
+    plan = expand(table, preset, placeholder_datasets(table))
+    keys = [(c.row, c.column, c.backbone, c.seed) for c in plan.cells]
+    assert len(keys) == len(set(keys))
+    by_name: dict[str, dict] = {}
+    for c in plan.cells:  # a name is one configuration, and a configuration has one name
+        if c.pretrain is not None:
+            assert by_name.setdefault(c.pretrain.name, c.pretrain.params) == c.pretrain.params
+    params = [(p.dataset, json.dumps(p.params, sort_keys=True)) for p in plan.pretrainings()]
+    assert len(params) == len(set(params))
+    dirs = {}
+    for e in plan.evaluations():
+        assert dirs.setdefault(e.dir, e.overrides) == e.overrides
+    # every cell of a row has its own evaluation, every row its own runs
+    assert len({c.evaluation.dir for c in plan.cells}) == len(plan.cells)
+
+
+def test_rows_with_one_configuration_share_runs_across_tables():
+    t1, t2, t3 = (plan_of(t, SMALL) for t in (TABLE1, TABLE2, TABLE3))
+
+    def runs(plan, row):
+        return {(c.seed, c.pretrain.name if c.pretrain else None, c.evaluation.dir)
+                for c in plan.cells if c.row == row}  # fmt: skip
+
+    assert runs(t2, "S-changed / M-shuffled") == runs(t1, "L_triplet only")
+    assert runs(t3, "Specific rate interpolation") == runs(t1, "L_Itep only")
+    assert runs(t3, "w/o pre-training") == runs(t1, "w/o pre-training")
+    direct = {c.pretrain.name for c in t3.cells if c.row == "Direct reconstruction"}
+    assert all("loss.interp_target=reconstruct" in n for n in direct)
+    assert all(c.pretrain is None for c in t1.cells if c.row == "w/o pre-training")
+
+
+def test_configurations_behind_the_rows():
+    plan = plan_of(TABLE2)
+    params = {c.row: c.pretrain.params for c in plan.cells if c.pretrain}
+    assert params["S-changed / M-jittered"]["sampling.negative"] == "jitter"
+    assert params["- / M-shuffled"]["sampling.positive"] == "none"
+    for p in params.values():  # Table 2 is the triplet loss alone
+        assert p["loss.nce"] == 0 and p["loss.interp"] == 0 and "loss.triplet" not in p
+    t5 = plan_of(TABLE5)
+    fractions = {(c.row, c.column): c.evaluation.overrides["label_fraction"] for c in t5.cells}
+    assert fractions[("+MCC", "5 %")] == 0.05 and fractions[("w/o pre-training", "10 %")] == 0.1
+    assert {c.evaluation.overrides["protocol"] for c in t5.cells} == {"semi"}
+    t7 = plan_of(TABLE7)
+    sup = next(c for c in t7.cells if c.row == "Fully supervised")
+    assert sup.supervised.dataset == "ntu120" and sup.supervised.overrides["protocol"] == "finetune"
+    assert sup.supervised.overrides["data.benchmark"] == "xsub"
+    assert sup.evaluation.overrides["protocol"] == "transfer" and sup.evaluation.dataset == "target"
+    scratch = next(c for c in t7.cells if c.row == "w/o pre-training")
+    assert scratch.evaluation.overrides["protocol"] == "finetune"  # no checkpoint to transfer
+    t6 = plan_of(TABLE6)
+    own = next(c for c in t6.cells if c.row == "PKU-MMD")
+    assert own.pretrain.dataset == "target" and own.evaluation.overrides["protocol"] == "finetune"
+    x = next(c for c in t6.cells if c.row == "NTU60 X-view")
+    assert x.pretrain.params["data.benchmark"] == "xview" and x.pretrain.dataset == "ntu60"
+
+
+def test_backbones_follow_the_config_and_the_table():
+    have = available_backbones()
+    plan = expand(TABLE1, SMOKE, placeholder_datasets(TABLE1))
+    assert plan.backbones == list(have) and len(plan.cells) == 6 * len(have)
+    assert expand(TABLE2, SMOKE, placeholder_datasets(TABLE2)).backbones == ["stgcn"]
+    assert expand(TABLE1, SMALL, placeholder_datasets(TABLE1)).backbones == ["stgcn"]
+    with pytest.raises(ConfigError, match="not available"):
+        plan_of(TABLE1, backbones=["resnet"])
+
+
+def test_transfer_rows_without_their_source_are_skipped():
+    plan = expand(TABLE6, SMOKE, {"target": Dataset("pkummd", "/d/pku"),
+                                  "ntu60": Dataset("ntu60", "/d/ntu60")})  # fmt: skip
+    assert {s["row"] for s in plan.skipped} == {"NTU120 X-setup", "NTU120 X-sub"}
+    assert "--source ntu120=DIR" in plan.skipped[0]["reason"]
+    assert len(plan.cells) == 4
+
+
+def test_published_numbers():
+    for t in TABLES.values():
+        for r in t.rows:
+            for b, vals in r.paper.items():
+                assert b in ("stgcn", "agcn", "asgcn") and len(vals) == len(t.paper_columns)
+        for ref in t.references:
+            assert len(ref.paper) == len(t.paper_columns)
+        assert t.baseline(t.columns()[0]) is not None
+    assert TABLE1.row("L_triplet only").paper["stgcn"] == (82.3, 89.2)
+    assert TABLE7.row("MCC (ours)").paper == {"stgcn": (54.5,), "agcn": (60.8,),
+                                               "asgcn": (58.4,)}  # fmt: skip
+    assert TABLE7.row("Fully supervised").paper["asgcn"] == (65.4,)
+    assert TABLE5.row("+MCC", "10 %").paper["agcn"] == (60.8, 65.8, 47.0, 51.8, 21.3, 37.9)
+    assert TABLE6.backbones == TABLE2.backbones == TABLE3.backbones == ("stgcn",)
+
+
+def test_plan_round_trips_through_json():
+    plan = plan_of(TABLE7)
+    again = Plan.from_json(json.loads(json.dumps(plan.to_json())))
+    assert again == plan
+
+
+# ---- the report ----------------------------------------------------------------------------
+
+
+def md_tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table of a document as rows of cells (header first, rule dropped)."""
+    tables, cur = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            if not all(set(c) <= {"-"} for c in cells):
+                cur.append(cells)
+        elif cur:
+            tables.append(cur)
+            cur = []
+    return tables
+
+
+# top-1 per (row, seed) of the hand-made Table 1: None = no result
+HAND = {
+    "w/o pre-training": [80.0, 81.0, 82.0],
+    "L_triplet only": [85.0, 86.0, 87.0],  # +5.0, resolved
+    "L_NCE only": [80.5, 82.5, 81.0],  # +0.33: within 2 standard errors
+    "L_Itep only": [84.0, None, None],  # one seed: no error estimate
+    "L_triplet + L_NCE": [None, None, None],  # missing
+    "L_triplet + L_NCE + L_Itep (MCC)": [90.0, 90.0, 90.0],
+}
+
+
+def hand_made_runs(root: Path) -> Path:
+    plan = expand(TABLE1, SMALL, {"data": Dataset("ntu60", "/data/ntu60")}, backbones=ST)
+    run.write_json(root / "tables" / "table1.json", plan.to_json())
+    hw = {"cpu": "Test CPU 9000", "cores": 2, "gpu": None, "torch": "2.13.0+cpu"}
+    run.write_json(root / run.META, {"preset": "small", "preset_pretrain": SMALL.pretrain,
+                                     "set": {}, "datasets": {"ntu60": "/data/ntu60"},
+                                     "runs": [{"tables": ["table1"], "hardware": hw}]})  # fmt: skip
+    for c in plan.cells:
+        v = HAND[c.row][c.seed]
+        folder = root / c.evaluation.dir
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps({"model": {"backbone": "stgcn",
+                                                                  "width": 0.125}}))  # fmt: skip
+        (folder / "metrics.jsonl").write_text("".join(
+            json.dumps({"epoch": e, "loss": 2.0 / (e + 1)}) + "\n" for e in range(3)))  # fmt: skip
+        if v is not None:
+            res = {"top1": v, "dataset": "ntu60", "train_samples": 40, "test_samples": 20,
+                   "wall_time_s": 3.0, "versions": {"torch": "2.13.0+cpu"}}  # fmt: skip
+            (folder / "result.json").write_text(json.dumps(res))
+        if c.pretrain is not None:
+            f = c.pretrain.cell_file(root)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps({"params": c.pretrain.params, "wall_time_s": 10.0}))
+            t = c.pretrain.trial_dir(root)
+            t.mkdir(parents=True, exist_ok=True)
+            (t / "metrics.jsonl").write_text("".join(
+                json.dumps({"epoch": e, "loss": 5.0 - e}) + "\n" for e in range(3)))  # fmt: skip
+    return root
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attrs = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs += [(tag, k, v or "") for k, v in attrs]
+
+
+def test_report_on_a_hand_made_results_folder(tmp_path):
+    runs = hand_made_runs(tmp_path / "runs")
+    md_path, html_path = write_report(runs, tmp_path / "report")
+    md = md_path.read_text()
+    head = "\n".join(md.splitlines()[:6])  # the first lines say what produced the numbers
+    for text in ("small", "ntu60", "width 0.125", "Test CPU 9000", "2 cores", "torch 2.13.0"):
+        assert text in head
+    table = md_tables(md)[0]
+    assert table[0] == ["Row", "ST-GCN ours", "ST-GCN Δ", "ST-GCN paper"]
+    rows = {r[0]: r[1:] for r in table[1:]}
+    assert list(rows) == TABLE1.labels()  # the paper's rows, in its order
+    assert rows["w/o pre-training"] == ["81.0 ± 1.0", "baseline", "81.5 / 88.3"]
+    assert rows["L_triplet only"][:2] == ["86.0 ± 1.0", "+5.0"]
+    assert rows["L_triplet only"][2] == "82.3 (+0.8) / 89.2 (+0.9)"
+    assert rows["L_NCE only"][1] == f"+0.3 ({NOT_RESOLVED})"
+    assert rows["L_Itep only"][:2] == ["84.0 (1 of 3 seeds)", f"+3.0 ({NOT_RESOLVED})"]
+    assert rows["L_triplet + L_NCE"][:2] == [MISSING, MISSING]  # missing, never 0
+    assert rows["L_triplet + L_NCE"][2] == "82.6 (+1.1) / 89.5 (+1.2)"
+    assert rows["L_triplet + L_NCE + L_Itep (MCC)"][:2] == ["90.0 ± 0.0", "+9.0"]
+    assert "NTU60 X-sub column" in md  # ntu60's default benchmark is the paper's X-sub
+    assert "table2" in md.split("## Not done")[1]
+
+    html = html_path.read_text()
+    p = _Tags()
+    p.feed(html)
+    assert p.tags.count("svg") >= 3  # bars, pretraining and fine-tuning loss curves
+    for tag, k, v in p.attrs:  # self-contained: nothing is fetched
+        assert k not in ("src", "href") or v.startswith(("#", "data:")), (tag, k, v)
+    assert "<script" not in html and "<link" not in html
+    for svg in re.findall(r"<svg.*?</svg>", html, flags=re.S):
+        ET.fromstring(svg)  # well-formed
+    assert "86.0 ± 1.0" in html and "Test CPU 9000" in html
+
+
+def test_report_of_an_empty_or_missing_folder_is_refused(tmp_path, capsys):
+    assert cli.main(["report", "--runs", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+# ---- caching of the evaluation stage -------------------------------------------------------
+
+
+def test_evaluation_stage_caches_and_resumes(tmp_path, monkeypatch):
+    import mcc.evaluate
+    import tune.sweep
+
+    out = tmp_path / "out"
+    plan = plan_of(TABLE3)
+    for p in plan.pretrainings():  # finished grid cells
+        p.cell_file(out).parent.mkdir(parents=True, exist_ok=True)
+        p.cell_file(out).write_text(json.dumps({"params": p.params}))
+        p.trial_dir(out).mkdir(parents=True)
+        (p.trial_dir(out) / "checkpoint.pt").write_bytes(b"x")
+    calls = []
+
+    def fake_evaluate(cfg, checkpoint, folder, progress=True):
+        calls.append((cfg.protocol, checkpoint))
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "result.json").write_text(json.dumps({"top1": 50.0}))
+        return {"top1": 50.0, "protocol": cfg.protocol}
+
+    def no_grid(argv):
+        raise AssertionError("every pretraining cell is cached: no grid, no Ray")
+
+    monkeypatch.setattr(mcc.evaluate, "evaluate", fake_evaluate)
+    monkeypatch.setattr(tune.sweep, "run_grid", no_grid)
+    assert run.pretrain_stage(plan, out, SMOKE, {}) == 0
+    assert run.evaluation_stage(plan, out, progress=False) == (3, 0, 0)
+    assert sorted(c[1] is None for c in calls) == [False, False, True]  # one from scratch
+    assert run.evaluation_stage(plan, out, progress=False) == (0, 3, 0)  # nothing again
+    assert len(calls) == 3
+    (out / plan.cells[1].evaluation.dir / "result.json").unlink()  # an interrupted one
+    assert run.evaluation_stage(plan, out, progress=False) == (1, 2, 0)
+    # a pretraining without a result: its evaluation is skipped and counted, not run
+    plan.cells[2].pretrain.cell_file(out).unlink()
+    (out / plan.cells[2].evaluation.dir / "result.json").unlink()
+    assert run.evaluation_stage(plan, out, progress=False) == (0, 2, 1)
+    assert len(calls) == 4
+
+
+# ---- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "table9"], "unknown table 'table9'"),
+        (["run", "table1", "--preset", "huge"], "unknown preset 'huge'"),
+        (["run", "table1", "--data", "{missing}"], "is not a prepared dataset"),
+        (["run", "table6", "--preset", "smoke"], "needs --target DIR and --source"),
+        (["run", "table1", "--backbones", "resnet"], "not available"),
+        (["run", "table1", "--set", "loss.temperature=1"], "unknown config key"),
+        (["run", "table1", "--set", "data.path=/x"], "data.path comes from"),
+        (["run", "table1", "--target", "{data}"], "--target / --source are for"),
+    ],
+)
+def test_bad_input_is_one_error_line_before_ray(tiny_data, tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    args = [a.format(missing=tmp_path / "nope", data=tiny_data) for a in args]
+    if "--data" not in args and "table6" not in args:
+        args += ["--data", tiny_data]
+    assert cli.main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing written, nothing started
+
+
+def test_a_folder_of_another_preset_is_refused(tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["run", "table3", "--data", tiny_data, "--out", str(out), "--dry-run"]
+    assert cli.main([*args, "--preset", "smoke"]) == 0
+    meta = run.check_out(out, SMOKE, {}, {}, {})
+    run.write_json(out / run.META, meta)
+    assert cli.main([*args, "--preset", "small"]) == 2
+    assert "choose another --out" in capsys.readouterr().err
+
+
+def test_list_shows_tables_rows_and_costs(capsys):
+    assert cli.main(["list"]) == 0
+    text = capsys.readouterr().out
+    for name in TABLES:
+        assert name in text
+    assert "S-changed / M-jittered" in text and "sampling.negative=jitter" in text
+    assert "table1 + table3: 18 pretrainings + 21 evaluations" in text  # small
+
+
+# ---- end to end ----------------------------------------------------------------------------
+
+
+def test_table3_smoke_end_to_end_then_report(ray_cluster, tiny_data, tmp_path):
+    out = tmp_path / "abl"
+    args = ["run", "table3", "--preset", "smoke", "--data", tiny_data, "--out", str(out),
+            "--address", ray_cluster.address, "--no-progress"]  # fmt: skip
+    assert cli.main(args) == 0
+    assert len(list((out / "pretrain" / "synthetic" / "cells").glob("*.json"))) == 2
+    results = sorted(out.glob("eval/**/result.json"))
+    assert len(results) == 3
+    stamps = {p: p.stat().st_mtime for p in results}
+    assert cli.main(["report", "--runs", str(out), "--out", str(tmp_path / "rep")]) == 0
+    table = md_tables((tmp_path / "rep" / "report.md").read_text())[0]
+    assert [r[0] for r in table[1:]] == TABLE3.labels()
+    for r in table[1:]:
+        assert 0 <= float(r[1]) <= 100  # every cell has a number
+    assert "<svg" in (tmp_path / "rep" / "report.html").read_text()
+    assert cli.main(args) == 0  # the same table again: everything cached, nothing re-run
+    assert {p: p.stat().st_mtime for p in sorted(out.glob("eval/**/result.json"))} == stamps
+
+
+def test_fully_supervised_row_fine_tunes_the_supervised_run(tmp_path, monkeypatch):
+    import mcc.evaluate
+
+    out = tmp_path / "out"
+    plan = plan_of(TABLE7)
+    calls = []
+
+    def fake_evaluate(cfg, checkpoint, folder, progress=True):
+        calls.append((cfg.protocol, cfg.data.path, checkpoint))
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "checkpoint.pt").write_bytes(b"x")
+        (Path(folder) / "result.json").write_text(json.dumps({"top1": 50.0}))
+        return {"top1": 50.0, "protocol": cfg.protocol}
+
+    monkeypatch.setattr(mcc.evaluate, "evaluate", fake_evaluate)
+    # scratch, supervised on the source, its transfer; MCC has no pretraining: skipped
+    assert run.evaluation_stage(plan, out, progress=False) == (3, 0, 1)
+    sup = next(c for c in plan.cells if c.row == "Fully supervised")
+    assert calls[0] == ("finetune", "/datasets/ntu120", None)  # supervised, on the source
+    assert (
+        "transfer",
+        "/datasets/target",
+        str(out / sup.supervised.dir / "checkpoint.pt"),
+    ) in calls
