@@ -73,8 +73,9 @@ def test_two_trial_search_end_to_end(ray_cluster, tiny_data, tmp_path):
 
 def test_grid_caches_cells_and_killed_sweep_resumes(ray_cluster, tiny_data, tmp_path):
     out = tmp_path / "g"
+    # one cell at a time, so that the kill falls between the first cell's end and the second's
     args = tiny_args(tiny_data, out, "--grid", "--space", "loss.nce=0,1", "--test-eval",
-                     "none", "--address", ray_cluster.address)  # fmt: skip
+                     "none", "--address", ray_cluster.address, "--max-concurrent", "1")  # fmt: skip
     proc = subprocess.Popen([sys.executable, str(REPO / "tune" / "sweep.py"), *args],
                             start_new_session=True, stdout=subprocess.DEVNULL)  # fmt: skip
     cells = out / "cells"

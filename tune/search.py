@@ -24,10 +24,12 @@ from tune.sweep import METRIC, cell_name, run_trial
 STUDY = "mcc-sweep"
 
 
-def concurrency(workers: int, cpus: float) -> int:
-    """Trials at once: the cluster's CPUs, less one for Ray Data, over one trial's workers."""
+def concurrency(workers: int, cpus: float, limit: int | None = None) -> int:
+    """Trials at once: the cluster's CPUs, less one for Ray Data, over one trial's workers
+    (at most `limit`, the --max-concurrent of the command line)."""
     total = ray.cluster_resources().get("CPU", 1)
-    return max(1, int((total - 1) // (workers * cpus)))
+    fit = max(1, int((total - 1) // (workers * cpus)))
+    return min(fit, limit) if limit else fit
 
 
 def driver_resources() -> dict:
@@ -45,6 +47,7 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
     from ray.tune.search.optuna import OptunaSearch
 
     workers, cpus = args.workers_per_trial, args.cpus_per_worker
+    at_once = concurrency(workers, cpus, args.max_concurrent)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=to_dict(base), out=str(out), workers=workers,
                              cpus=cpus),
@@ -68,7 +71,7 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
                 trainable,
                 param_space={"cell": tune.grid_search(todo)},
                 tune_config=tune.TuneConfig(
-                    metric=METRIC, mode="max", max_concurrent_trials=concurrency(workers, cpus)
+                    metric=METRIC, mode="max", max_concurrent_trials=at_once
                 ),
                 run_config=run_config,
             )
@@ -103,7 +106,7 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
                     search_alg=searcher,
                     scheduler=scheduler,
                     num_samples=args.trials,
-                    max_concurrent_trials=concurrency(workers, cpus),
+                    max_concurrent_trials=at_once,
                 ),
                 run_config=run_config,
             )

@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default=METRIC, help="objective reported by every trial")
     p.add_argument("--grace-epochs", type=int, default=1, help="ASHA: epochs before a stop")
     p.add_argument("--seed", type=int, default=0, help="Optuna sampler seed")
+    p.add_argument("--max-concurrent", type=int, default=None, metavar="N",
+                   help="trials at once, at most (default: as many as the CPUs allow)")  # fmt: skip
     p.add_argument("--workers-per-trial", type=int, default=1)
     p.add_argument("--cpus-per-worker", type=float, default=1)
     p.add_argument("--test-eval", choices=["best", "all", "none"], default=None,
@@ -151,6 +153,8 @@ def sweep(args) -> int:
                           f"report {METRIC!r} every epoch")  # fmt: skip
     if args.trials < 1:
         raise ConfigError(f"--trials={args.trials}: need at least 1")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent={args.max_concurrent}: need at least 1")
     search = args.search if args.search is not None else (
         [] if (args.space or args.space_file or args.cells) else DEFAULT_SEARCH)  # fmt: skip
     space = build_space(search, args.space, args.space_file) if not args.cells else {}
