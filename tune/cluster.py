@@ -53,9 +53,18 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     return f"a local Ray with {cpus} CPUs"
 
 
+def in_job_working_dir() -> bool:
+    """Whether this process runs in Ray's copy of a job's working dir (`ray job submit
+    --working-dir`), which Ray unpacks under runtime_resources/working_dir_files."""
+    try:
+        return "working_dir_files" in os.getcwd()
+    except FileNotFoundError:  # that copy is already gone
+        return True
+
+
 def warn_if_relative_in_job(out: str) -> None:
     """A Ray job runs in a temporary copy of its working dir: relative output paths vanish."""
-    if not Path(out).is_absolute() and os.environ.get("RAY_JOB_SUBMISSION_ID"):
+    if not Path(out).is_absolute() and in_job_working_dir():
         print(
             f"warning: --out {out} is relative; a Ray job runs in a temporary copy of its "
             f"working dir, so pass an absolute or shared path to keep the results",

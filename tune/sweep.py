@@ -169,11 +169,16 @@ def sweep(args) -> int:
     cells = grid_cells(space, args.cells) if args.grid or args.cells else None
     for c in cells or []:
         trial_config(base, c)  # every cell is a valid config
-    from tune.cluster import warn_if_relative_in_job
+    from tune.cluster import in_job_working_dir, warn_if_relative_in_job
 
     warn_if_relative_in_job(args.out)
     out = Path(args.out).expanduser().resolve()
     check_storage_writable(out)
+    if in_job_working_dir():
+        # A job's driver starts in Ray's copy of the working dir, which Ray may replace while
+        # trials set up the same runtime env; Tune then fails in os.getcwd() after the last
+        # trial (seen here with Ray 2.60). Every path is absolute by now: leave that copy.
+        os.chdir(out)
     experiment = out / "tune"
     if (experiment / "sweep").exists() and not args.resume and cells is None:
         raise ConfigError(f"{out} already holds a sweep; pass --resume to continue it or "
