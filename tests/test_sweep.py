@@ -141,3 +141,19 @@ def test_killed_search_resumes_without_rerunning_finished_trials(ray_cluster, ti
     assert len(table) == 2 and table["val_knn_top1"].notna().all()
     for name, ckpts in done.items():  # a finished trial wrote no new checkpoint
         assert sorted(p.name for p in (out / "train" / name).glob("checkpoint_*")) == ckpts
+
+
+def test_best_trial_is_one_that_ran_every_epoch():
+    """ASHA judges a stopped trial on fewer epochs: the summary's best and the one test score
+    go to the best trial that finished (any trial only when none did)."""
+    from tune.search import best_row
+
+    table = pd.DataFrame(
+        {
+            "val_knn_top1": [6.9, 9.0, None, 8.0],
+            "status": ["completed", "stopped early", "error", "completed (cached)"],
+        }
+    )
+    assert best_row(table) == 3
+    table["status"] = ["stopped early", "stopped early", "error", "stopped early"]
+    assert best_row(table) == 1

@@ -195,7 +195,7 @@ def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: 
     done = table[table["status"].str.startswith("completed") & table[METRIC].notna()]
     if done.empty:
         return
-    picks = [done[METRIC].astype(float).idxmax()] if which == "best" else list(done.index)
+    picks = [best_row(table)] if which == "best" else list(done.index)
     ev = presets.evaluation(base, "small", {"protocol": "knn"})
     for i in picks:
         ckpt = table.at[i, "checkpoint"]
@@ -203,6 +203,15 @@ def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: 
             continue
         res = evaluate(ev, ckpt, out / "test" / table.at[i, "trial"], progress=False)
         table.at[i, "test_knn_top1"] = res["top1"]
+
+
+def best_row(table: pd.DataFrame):
+    """The best trial: the highest objective among the trials that ran every epoch (an ASHA
+    stop is judged on fewer epochs); among all trials only when none finished."""
+    ok = table[table[METRIC].notna()]
+    done = ok[ok["status"].str.startswith("completed")]
+    pool = done if not done.empty else ok
+    return pool[METRIC].astype(float).idxmax()
 
 
 def importances(out: Path) -> dict:
@@ -228,11 +237,11 @@ def write_summary(table, space, base, out: Path, search: bool) -> None:
         lines += [""]
     ok = table[table[METRIC].notna()] if not table.empty else table
     if not ok.empty:
-        best = ok.loc[ok[METRIC].astype(float).idxmax()]
+        best = table.loc[best_row(table)]
         params = {k[6:]: best[k] for k in table.columns if k.startswith("param:")}
         lines += ["## Best configuration", ""]
-        lines += [f"- trial `{best['trial']}`: {METRIC} = {float(best[METRIC]):.2f} after "
-                  f"{best['epochs']} epochs"]  # fmt: skip
+        lines += [f"- trial `{best['trial']}` ({best['status']}): {METRIC} = "
+                  f"{float(best[METRIC]):.2f} after {best['epochs']} epochs"]  # fmt: skip
         lines += [f"- `{k}` = {v}" for k, v in params.items()]
         if best.get("test_knn_top1") is not None:
             lines += [f"- test kNN top-1 (scored once): {float(best['test_knn_top1']):.2f}"]
