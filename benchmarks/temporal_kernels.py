@@ -1,0 +1,75 @@
+"""How much an encoder's temporal convolutions still see motion: per block, the share of the
+temporal kernels' energy at zero frequency (a pure time average has 1.0) and the share of the
+block's activation variance that lies over time within a sequence, for a checkpoint's
+encoder against the same backbone at random initialisation (seed 0).
+
+    python benchmarks/temporal_kernels.py --checkpoint RUN/checkpoint.pt [--data DIR]
+
+Activations: 96 training samples (seeded), deterministic classifier inputs of 64 frames,
+batch-norm in training mode as in fine-tuning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mcc.config import DataConfig  # noqa: E402
+from mcc.data import load_splits  # noqa: E402
+from mcc.evaluate import batch_inputs, load_pretrained_encoder  # noqa: E402
+from mcc.models import build_encoder  # noqa: E402
+
+
+def dc_share(weight: torch.Tensor) -> float:
+    """(O, I, K, 1) temporal kernels -> share of their energy in the zero-frequency bin."""
+    spectrum = torch.fft.rfft(weight[..., 0], dim=-1).abs() ** 2  # (O, I, K // 2 + 1)
+    energy = spectrum.sum(dim=(0, 1))
+    return float(energy[0] / energy.sum())
+
+
+def temporal_variance_shares(encoder, x: torch.Tensor) -> list[float]:
+    """Per block: variance over time within (body, channel, joint) / total variance."""
+    outs: list[torch.Tensor] = []
+    hooks = [b.register_forward_hook(lambda m, i, o: outs.append(o.detach())) for b in
+             encoder.blocks]  # fmt: skip
+    encoder.train()
+    with torch.no_grad():
+        encoder(x)
+    for h in hooks:
+        h.remove()
+    return [float(o.var(dim=2).mean() / o.var(dim=(0, 2, 3)).mean()) for o in outs]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", default="data/synthetic")
+    p.add_argument("--normalize", default="center", help="data.normalize used in pretraining")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    trained, model_cfg, _ = load_pretrained_encoder(args.checkpoint)
+    splits = load_splits(DataConfig(path=args.data, normalize=args.normalize))
+    torch.manual_seed(0)
+    random_init = build_encoder(model_cfg, splits.manifest.layout)
+    rng = np.random.default_rng(0)
+    chunk = [splits.train[i] for i in rng.permutation(len(splits.train))[:96]]
+    x = batch_inputs(chunk, 64, splits.manifest.max_bodies)
+    tv = {n: temporal_variance_shares(e, x) for n, e in (("ckpt", trained), ("rand", random_init))}
+    print(f"{args.checkpoint} ({model_cfg.backbone}, width {model_cfg.width}) on {args.data}")
+    print("| block | kernel DC share | (random init) | temporal variance share | (random init) |")
+    print("|---|---|---|---|---|")
+    for k, (a, b) in enumerate(zip(trained.blocks, random_init.blocks)):
+        da, db = dc_share(a.tcn.net[2].weight.detach()), dc_share(b.tcn.net[2].weight.detach())
+        print(f"| {k} | {da:.2f} | {db:.2f} | {tv['ckpt'][k]:.3f} | {tv['rand'][k]:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
