@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import NATOPS_LAYOUT
+from test_train import TINY as TRAIN_TINY
 
 from mcc.cli import main as cli_main
 from mcc.config import ModelConfig, PretrainConfig, apply_overrides
@@ -128,16 +129,7 @@ def test_aim_links_are_normalised_per_type():
     torch.testing.assert_close(links.sum(dim=-2), torch.ones(2, 2, 25))
 
 
-TINY = {
-    "model.width": "0.125",
-    "optim.batch_size": "8",
-    "loss.queue_size": "16",
-    "optim.schedule": "cosine",
-    "optim.lr": "0.05",
-    "threads": "1",
-    "optim.epochs": "2",
-    "loss.nce": "0",
-}  # tests/test_train.py's tiny run
+TINY = {**TRAIN_TINY, "optim.epochs": "2", "loss.nce": "0"}  # test_train's tiny run
 
 
 @pytest.mark.parametrize("backbone, stream", [("agcn", "bone"), ("asgcn", "joint")])
