@@ -1,8 +1,9 @@
-"""The report: our numbers beside the paper's, from result files only.
+"""The report: our numbers beside the paper's, from the result files and Table 1's models.
 
 Reads a `python -m ablations run` folder: ablations.json (preset, datasets, hardware),
 tables/TABLE.json (which runs make which cell), each evaluation's result.json and
-metrics.jsonl, and the grid's cells/NAME.json and trials/NAME/metrics.jsonl. Writes
+metrics.jsonl, and the grid's cells/NAME.json and trials/NAME/metrics.jsonl; for Figs. 4-6
+(ablations/figures.py), Table 1's model checkpoints and the evaluated dataset's test split. Writes
 report.md and one self-contained report.html (inline SVG, no external files), plus the
 figures as .svg files beside report.md.
 
@@ -24,18 +25,13 @@ from html import escape
 from pathlib import Path
 
 from ablations.cells import Plan
+from ablations.figures import model_figures
 from ablations.specs import BACKBONE_NAMES, PAPER_COLUMN_OF, TABLES, Table
 from ablations.svg import bar_chart, line_chart
 
 MISSING = "—"
 NOT_RESOLVED = "not resolved"
 
-# Figures of the paper that need a model run rather than result files; not produced.
-NOT_DONE_FIGURES = [
-    "Fig. 4 (an interpolated clip beside its ground truth)",
-    "Fig. 5 (per-joint response magnitude in the last layer)",
-    "Fig. 6 (t-SNE of features: from scratch vs fine-tuned from MCC)",
-]
 
 
 @dataclass
@@ -395,7 +391,13 @@ def build(runs: Path) -> tuple[dict, list[str], list[Rendered], list[str]]:
             "2s-AGCN is its joint stream only; the paper's numbers fuse the joint "
             "and bone streams (mcc.evaluate.fuse; not wired into the tables)"
         )
-    not_done += [f"{f}: needs a model run, not produced" for f in NOT_DONE_FIGURES]
+    if "table1" in plans:  # Figs. 4-6 are drawn from Table 1's models (ablations/figures.py)
+        figs, missing = model_figures(plans["table1"], runs)
+        next(r for r in rendered if r.table.name == "table1").figures.extend(figs)
+        not_done += missing
+    else:
+        not_done.append("Figs. 4-6 (interpolated clip, per-joint response, t-SNE): they are "
+                        "drawn from Table 1's models, and Table 1 was not run")  # fmt: skip
     return meta, provenance(meta, plans, runs), rendered, not_done
 
 

@@ -1,10 +1,13 @@
-"""Two small SVG charts drawn by hand (no plotting library): grouped bars with error bars,
-and lines. Each returns one `<svg>` element as text, to inline in the HTML report."""
+"""Small SVG figures drawn by hand (no plotting library): grouped bars with error bars,
+lines, scatter panels (t-SNE) and skeleton frames. Each returns one `<svg>` element as text,
+to inline in the HTML report."""
 
 from __future__ import annotations
 
 import math
 from html import escape
+
+import numpy as np
 
 # Colour-blind-safe (Okabe-Ito).
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -177,5 +180,81 @@ def line_chart(
         else:
             out.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="1.5"/>')
     out += _legend(names, right + 12, top + 10)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+# Ten distinguishable class colours for scatter plots (Tableau 10).
+CLASS_PALETTE = ["#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948", "#B07AA1",
+                 "#FF9DA7", "#9C755F", "#BAB0AC"]  # fmt: skip
+
+
+def _fit(points, x0: float, y0: float, size: float, pad: float = 6.0):
+    """Map (..., 2) points (y up) into the square [x0, x0 + size] x [y0, y0 + size], y down,
+    keeping the aspect ratio."""
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    scale = (size - 2 * pad) / max(float((hi - lo).max()), 1e-9)
+    mid = (lo + hi) / 2
+
+    def to_px(p):
+        p = np.asarray(p, dtype=float)
+        return (x0 + size / 2 + (p[..., 0] - mid[0]) * scale,
+                y0 + size / 2 - (p[..., 1] - mid[1]) * scale)  # fmt: skip
+
+    return to_px
+
+
+def scatter_panels(title: str, panels: list) -> str:
+    """Panels side by side, each (name, xy (N, 2), labels (N,)): points coloured by label."""
+    size, top, gap = 300, 40, 20
+    labels = sorted({int(v) for _, _, lab in panels for v in lab})
+    w, h = len(panels) * (size + gap) + gap + 90, top + size + 20
+    out = _frame(w, h, title)
+    for i, (name, xy, lab) in enumerate(panels):
+        x0 = gap + i * (size + gap)
+        out += [
+            f'<rect x="{x0}" y="{top}" width="{size}" height="{size}" fill="none" stroke="#ccc"/>',
+            f'<text x="{x0 + size / 2}" y="{top - 6}" text-anchor="middle">{escape(name)}</text>',
+        ]
+        px, py = _fit(xy, x0, top, size)(xy)
+        for x, y, v in zip(px, py, lab):
+            c = CLASS_PALETTE[labels.index(int(v)) % len(CLASS_PALETTE)]
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{c}"/>')
+    lx = gap + len(panels) * (size + gap)
+    for k, v in enumerate(labels):
+        c, yy = CLASS_PALETTE[k % len(CLASS_PALETTE)], top + 10 + 15 * k
+        out += [f'<circle cx="{lx + 5}" cy="{yy - 4}" r="4" fill="{c}"/>',
+                f'<text x="{lx + 14}" y="{yy}">class {v}</text>']  # fmt: skip
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def skeleton_panels(title: str, rows: list, edges, joint_sizes: list | None = None) -> str:
+    """Rows of stick figures, each (name, frames (T, V, 2), y up), one figure per frame, on
+    one scale for the whole drawing; `joint_sizes` (one (V,) array in [0, 1] per row) draws
+    every joint as a circle of that relative radius."""
+    cell, top, label_w = 110, 30, 150
+    cols = max(len(f) for _, f in rows)
+    w, h = label_w + cols * cell + 10, top + len(rows) * cell + 10
+    out = _frame(w, h, title)
+    every = np.concatenate([np.asarray(f, dtype=float).reshape(-1, 2) for _, f in rows])
+    span = max(float((every.max(axis=0) - every.min(axis=0)).max()), 1e-9)
+    for r, (name, frames) in enumerate(rows):
+        y0 = top + r * cell
+        out.append(f'<text x="6" y="{y0 + cell / 2:.0f}">{escape(name)}</text>')
+        for k, pose in enumerate(np.asarray(frames, dtype=float)):
+            x0 = label_w + k * cell
+            mid = (pose.max(axis=0) + pose.min(axis=0)) / 2
+            px = x0 + cell / 2 + (pose[:, 0] - mid[0]) * (cell - 12) / span
+            py = y0 + cell / 2 - (pose[:, 1] - mid[1]) * (cell - 12) / span
+            for i, j in edges:
+                out.append(f'<line x1="{px[i]:.1f}" y1="{py[i]:.1f}" x2="{px[j]:.1f}" '
+                           f'y2="{py[j]:.1f}" stroke="{PALETTE[r % len(PALETTE)]}" '
+                           f'stroke-width="1.5"/>')  # fmt: skip
+            if joint_sizes is not None:
+                for x, y, m in zip(px, py, joint_sizes[r]):
+                    out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{1 + 7 * float(m):.1f}" '
+                               f'fill="#D55E00" fill-opacity="0.55"/>')  # fmt: skip
     out.append("</svg>")
     return "\n".join(out)

@@ -9,14 +9,17 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from ablations import cli, run
+from ablations import cli, figures, run
 from ablations.cells import Dataset, Plan, available_backbones, expand, placeholder_datasets
 from ablations.presets import PAPER, PRESETS, SMALL, SMOKE
 from ablations.report import MISSING, NOT_RESOLVED, write_report
 from ablations.specs import TABLE1, TABLE2, TABLE3, TABLE5, TABLE6, TABLE7, TABLES
-from mcc.config import ConfigError
+from mcc.config import ConfigError, PretrainConfig, apply_overrides
+from mcc.evaluate import evaluate
+from mcc.train import pretrain
 
 ST = ["stgcn"]
 
@@ -239,7 +242,11 @@ def test_report_on_a_hand_made_results_folder(tmp_path):
     assert rows["L_triplet + L_NCE"][2] == "82.6 (+1.1) / 89.5 (+1.2)"
     assert rows["L_triplet + L_NCE + L_Itep (MCC)"][:2] == ["90.0 ± 0.0", "+9.0"]
     assert "NTU60 X-sub column" in md  # ntu60's default benchmark is the paper's X-sub
-    assert "table2" in md.split("## Not done")[1]
+    not_done = md.split("## Not done")[1]
+    assert "table2" in not_done
+    assert "Fig. 4 (interpolated clip): Table 1's MCC pretraining has no checkpoint" in not_done
+    assert "Fig. 6 (t-SNE): Table 1 has no fine-tuned from scratch or fine-tuned from MCC run" \
+        in not_done
 
     html = html_path.read_text()
     p = _Tags()
@@ -251,6 +258,45 @@ def test_report_on_a_hand_made_results_folder(tmp_path):
     for svg in re.findall(r"<svg.*?</svg>", html, flags=re.S):
         ET.fromstring(svg)  # well-formed
     assert "86.0 ± 1.0" in html and "Test CPU 9000" in html
+
+
+def test_report_draws_figures_4_to_6_from_table1_models(tiny_data, tmp_path):
+    """Figs. 4-6 from real (tiny) models placed where a Table 1 run puts them."""
+    root = tmp_path / "runs"
+    plan = expand(TABLE1, SMOKE, {"data": Dataset("synthetic", tiny_data)}, backbones=ST)
+    run.write_json(root / "tables" / "table1.json", plan.to_json())
+    run.write_json(root / run.META, {"preset": "smoke", "set": {},
+                                     "datasets": {"synthetic": tiny_data}, "runs": []})  # fmt: skip
+    mcc_cell = next(c for c in plan.cells if c.row == figures.MCC_ROW)
+    scratch = next(c for c in plan.cells if c.row == figures.SCRATCH_ROW)
+    pre = apply_overrides(PretrainConfig(), {**SMOKE.pretrain, **mcc_cell.pretrain.params,
+                                             "data.path": tiny_data, "threads": "1"})  # fmt: skip
+    pretrain(pre, mcc_cell.pretrain.trial_dir(root), progress=False)
+    mcc_cell.pretrain.cell_file(root).parent.mkdir(parents=True)
+    mcc_cell.pretrain.cell_file(root).write_text(json.dumps({"params": {}}))
+    for cell, ckpt in ((scratch, None), (mcc_cell, mcc_cell.pretrain.trial_dir(root))):
+        cfg = apply_overrides(cell.evaluation.config(), {"threads": "1"})
+        evaluate(cfg, ckpt and str(ckpt), root / cell.evaluation.dir, progress=False)
+
+    md_path, html_path = write_report(root, tmp_path / "report")
+    for stem in ("fig4-interpolation", "fig5-joint-response"):
+        svg = ET.fromstring((tmp_path / "report" / f"{stem}.svg").read_text())
+        assert len(svg.findall(".//{http://www.w3.org/2000/svg}line")) > 20  # skeleton bones
+    tsne_svg = (tmp_path / "report" / "fig6-tsne.svg").read_text()
+    assert tsne_svg.count("<circle") >= 2 * 16  # both panels: every test sample (16) drawn
+    assert "Fig. " not in md_path.read_text().split("## Not done")[1]
+    assert html_path.read_text().count("<svg") >= 6
+
+
+def test_tsne_keeps_separated_clusters_apart():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, (20, 8)), rng.normal(3, 0.1, (20, 8))])
+    y = figures.tsne(x, perplexity=10, iters=300)
+    a, b = y[:20], y[20:]
+    gap = np.linalg.norm(a.mean(0) - b.mean(0))
+    assert gap > 3 * max(a.std(0).max(), b.std(0).max())
+    with pytest.raises(ValueError, match="at least 3 points"):
+        figures.tsne(x[:2])
 
 
 def test_report_of_an_empty_or_missing_folder_is_refused(tmp_path, capsys):

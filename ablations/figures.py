@@ -1,0 +1,258 @@
+"""The paper's Figures 4-6, drawn from the model files of a run folder.
+
+Unlike the tables, these need the trained models: the report loads them from Table 1's runs
+(ST-GCN, or the first backbone the plan ran; the lowest seed) and the test split of the
+evaluated dataset.
+
+- Fig. 4, an interpolated clip beside its ground truth: the MCC pretraining of the
+  "L_triplet + L_NCE + L_Itep (MCC)" row. One test sequence, its clip at speed 2 from frame
+  0, the decoder's 32 * l frames against the target of Eq. 3 (design.md), first body, drawn
+  as stick figures (front view) at evenly spaced times, with the mean squared error.
+- Fig. 5, per-joint response magnitude in the last block: for the encoder fine-tuned from
+  scratch and the one fine-tuned from MCC, the L2 norm over channels of the final feature
+  map, averaged over time, present bodies and test samples, drawn as circles on the mean
+  test pose (radius by magnitude, each panel scaled to its own largest joint).
+- Fig. 6, t-SNE of the test features (pooled backbone features, the classifier's input) of
+  the same two encoders: the first `MAX_CLASSES` classes, at most `PER_CLASS` samples each.
+
+Every function returns SVG text; `model_figures` returns the figures it could draw and, for
+each one it could not, the reason (a missing run, a model without a decoder).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ablations.cells import EVALUATED, Cell, Plan
+from ablations.svg import scatter_panels, skeleton_panels
+from mcc.checkpoint import load_checkpoint, load_module
+from mcc.config import DataConfig, PretrainConfig, from_dict
+from mcc.data import load_splits
+from mcc.evaluate import batch_inputs, encoder_of
+from mcc.layouts import Layout, layout_from_dict
+from mcc.model import MCC
+from mcc.sampling import clip_indices, interpolation_target, pad_bodies
+from mcc.train import to_model_layout
+
+MCC_ROW = "L_triplet + L_NCE + L_Itep (MCC)"
+SCRATCH_ROW = "w/o pre-training"
+MAX_CLASSES = 10
+PER_CLASS = 30
+FIG4_SPEED = 2
+FIG4_SHOWN = 8  # frames drawn per row
+
+
+def tsne(
+    x: np.ndarray, perplexity: float = 30.0, iters: int = 500, seed: int = 0
+) -> np.ndarray:
+    """Exact t-SNE (van der Maaten and Hinton, 2008) of (N, D) rows to (N, 2), in NumPy:
+    Gaussian affinities calibrated to `perplexity` by bisection, symmetrised; Student-t
+    similarities in 2-D; gradient descent with momentum (0.5, then 0.8), early exaggeration
+    x12 for the first 100 iterations, and per-coordinate gains. O(N^2): meant for <= 1-2k
+    points."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    if n < 3:
+        raise ValueError(f"t-SNE needs at least 3 points, got {n}")
+    perplexity = min(perplexity, (n - 1) / 3)
+    sq = np.sum(x * x, axis=1)
+    d = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+    p = np.zeros((n, n))
+    target = np.log(perplexity)
+    for i in range(n):
+        di = np.delete(d[i], i)
+        lo, hi, beta = 0.0, np.inf, 1.0 / (np.median(di) + 1e-12)
+        for _ in range(64):
+            w = np.exp(-(di - di.min()) * beta)
+            s = w.sum()
+            h = np.log(s) + beta * np.sum((di - di.min()) * w) / s  # entropy (nats)
+            if abs(h - target) < 1e-5:
+                break
+            if h > target:
+                lo, beta = beta, beta * 2 if hi == np.inf else (beta + hi) / 2
+            else:
+                hi, beta = beta, (beta + lo) / 2
+        p[i, np.arange(n) != i] = w / s
+    p = np.maximum((p + p.T) / (2 * n), 1e-12)
+    rng = np.random.default_rng(seed)
+    y = rng.normal(0.0, 1e-4, size=(n, 2))
+    step, gains = np.zeros_like(y), np.ones_like(y)
+    for it in range(iters):
+        sy = np.sum(y * y, axis=1)
+        num = 1.0 / (1.0 + sy[:, None] + sy[None, :] - 2 * y @ y.T)
+        np.fill_diagonal(num, 0.0)
+        q = np.maximum(num / num.sum(), 1e-12)
+        pe = p * (12.0 if it < 100 else 1.0)
+        g = 4 * (((pe - q) * num)[:, :, None] * (y[:, None, :] - y[None, :, :])).sum(axis=1)
+        gains = np.where(np.sign(g) != np.sign(step), gains + 0.2, gains * 0.8).clip(0.01)
+        step = (0.5 if it < 250 else 0.8) * step - 200.0 * gains * g
+        y = y + step
+        y -= y.mean(axis=0)
+    return y
+
+
+# ---- which runs ---------------------------------------------------------------------------
+
+
+def _first_cell(plan: Plan, row: str) -> Cell | None:
+    backbone = "stgcn" if "stgcn" in plan.backbones else plan.backbones[0]
+    cells = [c for c in plan.cells if c.row == row and c.backbone == backbone]
+    return min(cells, key=lambda c: c.seed) if cells else None
+
+
+def _pretrain_checkpoint(cell: Cell, runs: Path) -> Path | None:
+    ckpt = cell.pretrain.trial_dir(runs) / "checkpoint.pt"
+    record = cell.pretrain.cell_file(runs)
+    if not ckpt.exists() and record.exists():
+        ckpt = Path(json.loads(record.read_text()).get("checkpoint") or ckpt)
+    return ckpt if ckpt.exists() else None
+
+
+def _finetuned_checkpoint(cell: Cell, runs: Path) -> Path | None:
+    folder = runs / cell.evaluation.dir
+    ok = (folder / "result.json").exists() and (folder / "checkpoint.pt").exists()
+    return folder / "checkpoint.pt" if ok else None
+
+
+# ---- the figures ----------------------------------------------------------------------------
+
+
+def _front_view(frames: np.ndarray, layout: Layout) -> np.ndarray:
+    """(T, V, C) -> (T, V, 2) drawing coordinates, y up: x and y of a 3-D layout; a 2-D
+    (image) layout's y points down, so it is flipped."""
+    xy = frames[..., list(layout.coord_channels)[:2]].astype(np.float64)
+    if len(layout.coord_channels) == 2:
+        xy[..., 1] = -xy[..., 1]
+    return xy
+
+
+def interpolation_figure(checkpoint: Path, data_path: str) -> str:
+    """Fig. 4 from an MCC pretraining checkpoint (needs its decoder: loss.interp > 0)."""
+    state = load_checkpoint(checkpoint)
+    cfg = from_dict(PretrainConfig, state["config"])
+    if cfg.pretext != "mcc" or cfg.loss.interp <= 0:
+        raise ValueError(f"{checkpoint} has no interpolation decoder (loss.interp=0)")
+    layout = layout_from_dict(state["layout"])
+    model = MCC(cfg, layout)
+    load_module(model, state["model"], f"model of {checkpoint}")
+    model.eval()
+    splits = load_splits(from_dict(DataConfig, {**state["config"]["data"], "path": data_path}))
+    seq = next((s.joints for s in splits.test if s.joints.shape[1] >= 32 * FIG4_SPEED),
+               max((s.joints for s in splits.test), key=lambda j: j.shape[1]))  # fmt: skip
+    clen, rate = cfg.sampling.clip_len, cfg.loss.interp_rate
+    clip = seq[:, clip_indices(seq.shape[1], 0, FIG4_SPEED, clen)]
+    if cfg.loss.interp_target == "reconstruct":
+        target = clip
+    else:
+        target = interpolation_target(seq, 0, FIG4_SPEED, rate, clen, cfg.loss.slow_rule)
+    x = torch.from_numpy(
+        np.ascontiguousarray(to_model_layout(pad_bodies(clip, splits.manifest.max_bodies)))
+    )[None]
+    with torch.no_grad():
+        _, pred = model(x, n_decode=1)
+    pred = pred[0, :, :, :, 0].permute(1, 2, 0).numpy()  # (T', V, C_coord), first body
+    truth = target[0][..., list(layout.coord_channels)]
+    mse = float(np.mean(np.sum((pred - truth) ** 2, axis=-1)))
+    shown = np.linspace(0, truth.shape[0] - 1, FIG4_SHOWN).round().astype(int)
+    inp = clip[0][np.minimum(shown * clen // truth.shape[0], clen - 1)]
+    rows = [
+        (f"input clip (speed {FIG4_SPEED})", _front_view(inp, layout)),
+        (f"decoded ({rate}x the frames)", _front_view(_pad_coords(pred[shown], layout), layout)),
+        ("ground truth", _front_view(target[0][shown], layout)),
+    ]
+    times = ", ".join(map(str, shown))
+    return skeleton_panels(
+        f"Fig. 4: interpolation of a test clip (MSE {mse:.4f}; target frames {times})",
+        rows,
+        layout.edges,
+    )
+
+
+def _pad_coords(coords: np.ndarray, layout: Layout) -> np.ndarray:
+    """(T, V, C_coord) -> (T, V, C) with the coordinates in the layout's coordinate channels."""
+    c = max(layout.coord_channels) + 1
+    out = np.zeros((*coords.shape[:2], c), dtype=coords.dtype)
+    out[..., list(layout.coord_channels)] = coords
+    return out
+
+
+def _test_subset(samples, max_classes: int, per_class: int):
+    labels = sorted({s.label for s in samples})[:max_classes]
+    picked = []
+    for c in labels:
+        picked += [s for s in samples if s.label == c][:per_class]
+    return picked
+
+
+def feature_figures(checkpoints: dict[str, Path], data_path: str) -> tuple[str, str]:
+    """Figs. 5 and 6 for encoders fine-tuned from different initialisations ({name: run
+    checkpoint}), on the test split."""
+    panels_tsne, panels_joint = [], []
+    layout = None
+    for name, ckpt in checkpoints.items():
+        state = load_checkpoint(ckpt)
+        encoder, _ = encoder_of(state)
+        encoder.eval()
+        cfg = state["config"]
+        splits = load_splits(from_dict(DataConfig, {**cfg["data"], "path": data_path}))
+        layout = splits.manifest.layout
+        samples = _test_subset(splits.test, MAX_CLASSES, PER_CLASS)
+        frames = cfg.get("frames", 64)
+        feats, norms, weight = [], np.zeros(layout.num_joints), 0.0
+        with torch.no_grad():
+            for i in range(0, len(samples), 64):
+                x = batch_inputs(samples[i : i + 64], frames, splits.manifest.max_bodies)
+                fmap = encoder.forward_features(x)  # (N, M, C, T', V)
+                present = encoder.present_bodies(x)
+                feats.append(encoder.pool(fmap, present))
+                mag = fmap.norm(dim=2).mean(dim=2)  # (N, M, V)
+                norms += (mag * present[..., None]).sum(dim=(0, 1)).numpy()
+                weight += float(present.sum())
+        f = torch.cat(feats).numpy()
+        y = np.array([s.label for s in samples])
+        panels_tsne.append((name, tsne(f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)), y))
+        panels_joint.append((name, norms / max(weight, 1.0)))
+    pose = np.mean([s.joints[0].mean(axis=0) for s in samples], axis=0)  # (V, C)
+    joint_svg = skeleton_panels(
+        "Fig. 5: per-joint response magnitude of the last block (test split)",
+        [(name, _front_view(pose[None], layout)) for name, _ in panels_joint],
+        layout.edges,
+        joint_sizes=[m / (m.max() + 1e-12) for _, m in panels_joint],
+    )
+    tsne_svg = scatter_panels(
+        f"Fig. 6: t-SNE of test features (first {MAX_CLASSES} classes, colour = class)",
+        panels_tsne,
+    )
+    return joint_svg, tsne_svg
+
+
+def model_figures(plan: Plan, runs: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """Table 1's plan -> ([(stem, svg)], [why a figure is missing])."""
+    data_path = plan.datasets.get(EVALUATED, {}).get("path")
+    figs, missing = [], []
+    mcc_cell, scratch_cell = _first_cell(plan, MCC_ROW), _first_cell(plan, SCRATCH_ROW)
+    pre = _pretrain_checkpoint(mcc_cell, runs) if mcc_cell and mcc_cell.pretrain else None
+    if pre is None or data_path is None:
+        missing.append("Fig. 4 (interpolated clip): Table 1's MCC pretraining has no checkpoint")
+    else:
+        try:
+            figs.append(("fig4-interpolation", interpolation_figure(pre, data_path)))
+        except (ValueError, OSError) as e:
+            missing.append(f"Fig. 4 (interpolated clip): {e}")
+    tuned = {
+        "fine-tuned from scratch": _finetuned_checkpoint(scratch_cell, runs) if scratch_cell
+        else None,
+        "fine-tuned from MCC": _finetuned_checkpoint(mcc_cell, runs) if mcc_cell else None,
+    }  # fmt: skip
+    absent = [k for k, v in tuned.items() if v is None]
+    if absent or data_path is None:
+        why = f"Table 1 has no {' or '.join(absent)} run" if absent else "no dataset"
+        missing += [f"Fig. 5 (per-joint response): {why}", f"Fig. 6 (t-SNE): {why}"]
+    else:
+        joint_svg, tsne_svg = feature_figures(tuned, data_path)
+        figs += [("fig5-joint-response", joint_svg), ("fig6-tsne", tsne_svg)]
+    return figs, missing
