@@ -4,6 +4,14 @@ block's activation variance that lies over time within a sequence, for a checkpo
 encoder against the same backbone at random initialisation (seed 0).
 
     python benchmarks/temporal_kernels.py --checkpoint RUN/checkpoint.pt [--data DIR]
+        [--write-dc-free OUT.pt [--random-init]]
+
+--write-dc-free writes a copy of the checkpoint whose temporal kernels have their time mean
+removed (each kernel minus its average over the K taps), to fine-tune from
+(`python -m mcc evaluate --checkpoint OUT.pt`): a probe of whether the zero-frequency part of
+the pretrained kernels is what holds fine-tuning back. With --random-init the encoder's
+weights are first replaced by the random initialisation (seed 0): the control, a
+zero-mean-kernel start without pretraining. A diagnostic, not part of the method.
 
 Activations: 96 training samples (seeded), deterministic classifier inputs of 64 frames,
 batch-norm in training mode as in fine-tuning.
@@ -12,6 +20,7 @@ batch-norm in training mode as in fine-tuning.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -20,10 +29,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mcc.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from mcc.config import DataConfig  # noqa: E402
 from mcc.data import load_splits  # noqa: E402
 from mcc.evaluate import batch_inputs, load_pretrained_encoder  # noqa: E402
+from mcc.layouts import layout_from_dict  # noqa: E402
 from mcc.models import build_encoder  # noqa: E402
+
+TEMPORAL_KERNEL = re.compile(r"encoder\.blocks\.\d+\.tcn\.net\.2\.weight")
 
 
 def dc_share(weight: torch.Tensor) -> float:
@@ -53,8 +66,24 @@ def main() -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", default="data/synthetic")
     p.add_argument("--normalize", default="center", help="data.normalize used in pretraining")
+    p.add_argument("--write-dc-free", metavar="OUT.pt", help="see the docstring")
+    p.add_argument("--random-init", action="store_true", help="with --write-dc-free")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.write_dc_free:
+        state = load_checkpoint(args.checkpoint)
+        state.pop("path", None)
+        if args.random_init:
+            _, model_cfg, layout = load_pretrained_encoder(args.checkpoint)
+            torch.manual_seed(0)
+            fresh = build_encoder(model_cfg, layout_from_dict(layout)).state_dict()
+            state["model"].update({f"encoder.{k}": v for k, v in fresh.items()})
+        kernels = [k for k in state["model"] if TEMPORAL_KERNEL.fullmatch(k)]
+        for k in kernels:
+            w = state["model"][k]
+            state["model"][k] = w - w.mean(dim=2, keepdim=True)
+        save_checkpoint(args.write_dc_free, state)
+        print(f"wrote {args.write_dc_free}: time mean removed from {len(kernels)} temporal kernels")
     trained, model_cfg, _ = load_pretrained_encoder(args.checkpoint)
     splits = load_splits(DataConfig(path=args.data, normalize=args.normalize))
     torch.manual_seed(0)
