@@ -141,9 +141,9 @@ def interpolation_figure(checkpoint: Path, data_path: str) -> str:
     load_module(model, state["model"], f"model of {checkpoint}")
     model.eval()
     splits = load_splits(from_dict(DataConfig, {**state["config"]["data"], "path": data_path}))
-    seq = next((s.joints for s in splits.test if s.joints.shape[1] >= 32 * FIG4_SPEED),
-               max((s.joints for s in splits.test), key=lambda j: j.shape[1]))  # fmt: skip
     clen, rate = cfg.sampling.clip_len, cfg.loss.interp_rate
+    seq = next((s.joints for s in splits.test if s.joints.shape[1] >= clen * FIG4_SPEED),
+               max((s.joints for s in splits.test), key=lambda j: j.shape[1]))  # fmt: skip
     clip = seq[:, clip_indices(seq.shape[1], 0, FIG4_SPEED, clen)]
     if cfg.loss.interp_target == "reconstruct":
         target = clip
