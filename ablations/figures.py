@@ -22,6 +22,7 @@ each one it could not, the reason (a missing run, a model without a decoder).
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,17 @@ def _finetuned_checkpoint(cell: Cell, runs: Path) -> Path | None:
 # ---- the figures ----------------------------------------------------------------------------
 
 
+def _test_splits(data_path: str, data_cfg: dict):
+    """The dataset as a run saw it (its normalisation and benchmark), loaded once per report:
+    every figure reads the same test split."""
+    return _load(data_path, data_cfg.get("normalize", "center"), data_cfg.get("benchmark", ""))
+
+
+@lru_cache(maxsize=2)
+def _load(path: str, normalize: str, benchmark: str):
+    return load_splits(DataConfig(path=path, normalize=normalize, benchmark=benchmark))
+
+
 def _front_view(frames: np.ndarray, layout: Layout) -> np.ndarray:
     """(T, V, C) -> (T, V, 2) drawing coordinates, y up: x and y of a 3-D layout; a 2-D
     (image) layout's y points down, so it is flipped."""
@@ -140,7 +152,7 @@ def interpolation_figure(checkpoint: Path, data_path: str) -> str:
     model = MCC(cfg, layout)
     load_module(model, state["model"], f"model of {checkpoint}")
     model.eval()
-    splits = load_splits(from_dict(DataConfig, {**state["config"]["data"], "path": data_path}))
+    splits = _test_splits(data_path, state["config"]["data"])
     clen, rate = cfg.sampling.clip_len, cfg.loss.interp_rate
     seq = next((s.joints for s in splits.test if s.joints.shape[1] >= clen * FIG4_SPEED),
                max((s.joints for s in splits.test), key=lambda j: j.shape[1]))  # fmt: skip
@@ -198,7 +210,7 @@ def feature_figures(checkpoints: dict[str, Path], data_path: str) -> tuple[str, 
         encoder, _ = encoder_of(state)
         encoder.eval()
         cfg = state["config"]
-        splits = load_splits(from_dict(DataConfig, {**cfg["data"], "path": data_path}))
+        splits = _test_splits(data_path, cfg["data"])
         layout = splits.manifest.layout
         samples = _test_subset(splits.test, MAX_CLASSES, PER_CLASS)
         frames = cfg.get("frames", 64)
