@@ -21,7 +21,6 @@ each one it could not, the reason (a missing run, a model without a decoder).
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from ablations.cells import EVALUATED, Cell, Plan
+from ablations.run import checkpoint_of
 from ablations.svg import scatter_panels, skeleton_panels
 from mcc.checkpoint import load_checkpoint, load_module
 from mcc.config import DataConfig, PretrainConfig, from_dict
@@ -103,14 +103,6 @@ def _first_cell(plan: Plan, row: str) -> Cell | None:
     backbone = "stgcn" if "stgcn" in plan.backbones else plan.backbones[0]
     cells = [c for c in plan.cells if c.row == row and c.backbone == backbone]
     return min(cells, key=lambda c: c.seed) if cells else None
-
-
-def _pretrain_checkpoint(cell: Cell, runs: Path) -> Path | None:
-    ckpt = cell.pretrain.trial_dir(runs) / "checkpoint.pt"
-    record = cell.pretrain.cell_file(runs)
-    if not ckpt.exists() and record.exists():
-        ckpt = Path(json.loads(record.read_text()).get("checkpoint") or ckpt)
-    return ckpt if ckpt.exists() else None
 
 
 def _finetuned_checkpoint(cell: Cell, runs: Path) -> Path | None:
@@ -247,12 +239,12 @@ def model_figures(plan: Plan, runs: Path) -> tuple[list[tuple[str, str]], list[s
     data_path = plan.datasets.get(EVALUATED, {}).get("path")
     figs, missing = [], []
     mcc_cell, scratch_cell = _first_cell(plan, MCC_ROW), _first_cell(plan, SCRATCH_ROW)
-    pre = _pretrain_checkpoint(mcc_cell, runs) if mcc_cell and mcc_cell.pretrain else None
+    pre = checkpoint_of(mcc_cell, runs)[0] if mcc_cell and mcc_cell.pretrain else None
     if pre is None or data_path is None:
         missing.append("Fig. 4 (interpolated clip): Table 1's MCC pretraining has no checkpoint")
     else:
         try:
-            figs.append(("fig4-interpolation", interpolation_figure(pre, data_path)))
+            figs.append(("fig4-interpolation", interpolation_figure(Path(pre), data_path)))
         except (ValueError, OSError) as e:
             missing.append(f"Fig. 4 (interpolated clip): {e}")
     tuned = {

@@ -190,19 +190,14 @@ CLASS_PALETTE = ["#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948
 
 
 def _fit(points, x0: float, y0: float, size: float, pad: float = 6.0):
-    """Map (..., 2) points (y up) into the square [x0, x0 + size] x [y0, y0 + size], y down,
-    keeping the aspect ratio."""
+    """(N, 2) points (y up) -> their pixel x and y in the square [x0, x0 + size] x
+    [y0, y0 + size] (y down), keeping the aspect ratio."""
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     scale = (size - 2 * pad) / max(float((hi - lo).max()), 1e-9)
     mid = (lo + hi) / 2
-
-    def to_px(p):
-        p = np.asarray(p, dtype=float)
-        return (x0 + size / 2 + (p[..., 0] - mid[0]) * scale,
-                y0 + size / 2 - (p[..., 1] - mid[1]) * scale)  # fmt: skip
-
-    return to_px
+    return (x0 + size / 2 + (pts[:, 0] - mid[0]) * scale,
+            y0 + size / 2 - (pts[:, 1] - mid[1]) * scale)  # fmt: skip
 
 
 def scatter_panels(title: str, panels: list) -> str:
@@ -217,7 +212,7 @@ def scatter_panels(title: str, panels: list) -> str:
             f'<rect x="{x0}" y="{top}" width="{size}" height="{size}" fill="none" stroke="#ccc"/>',
             f'<text x="{x0 + size / 2}" y="{top - 6}" text-anchor="middle">{escape(name)}</text>',
         ]
-        px, py = _fit(xy, x0, top, size)(xy)
+        px, py = _fit(xy, x0, top, size)
         for x, y, v in zip(px, py, lab):
             c = CLASS_PALETTE[labels.index(int(v)) % len(CLASS_PALETTE)]
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{c}"/>')

@@ -70,11 +70,11 @@ def main() -> None:
     p.add_argument("--random-init", action="store_true", help="with --write-dc-free")
     args = p.parse_args()
     torch.set_num_threads(1)
+    trained, model_cfg, layout = load_pretrained_encoder(args.checkpoint)
     if args.write_dc_free:
         state = load_checkpoint(args.checkpoint)
         state.pop("path", None)
         if args.random_init:
-            _, model_cfg, layout = load_pretrained_encoder(args.checkpoint)
             torch.manual_seed(0)
             fresh = build_encoder(model_cfg, layout_from_dict(layout)).state_dict()
             state["model"].update({f"encoder.{k}": v for k, v in fresh.items()})
@@ -84,7 +84,6 @@ def main() -> None:
             state["model"][k] = w - w.mean(dim=2, keepdim=True)
         save_checkpoint(args.write_dc_free, state)
         print(f"wrote {args.write_dc_free}: time mean removed from {len(kernels)} temporal kernels")
-    trained, model_cfg, _ = load_pretrained_encoder(args.checkpoint)
     splits = load_splits(DataConfig(path=args.data, normalize=args.normalize))
     torch.manual_seed(0)
     random_init = build_encoder(model_cfg, splits.manifest.layout)
