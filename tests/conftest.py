@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,23 @@ def tiny_data(tmp_path_factory):
     return str(path)
 
 
-# The real data in shared/data/, beside the project root (CI has it there too).
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The real data: shared/data/ beside the project root (CI has it there too), or the folder
+# that MCC_SHARED_DATA names (a clone elsewhere).
+SHARED_DATA = Path(
+    os.environ.get("MCC_SHARED_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
+
+
+def pytest_configure(config):
+    """Many tests read the real data at import: without it, one clear line instead of a
+    collection error per module."""
+    if not (SHARED_DATA / "natops").is_dir():
+        pytest.exit(
+            f"the real test data is not at {SHARED_DATA} (natops/, ntu/, kinetics/, pkummd/): "
+            "run the tests from a checkout beside shared/, or set MCC_SHARED_DATA=DIR",
+            returncode=4,
+        )
 NATOPS_NPZ = SHARED_DATA / "natops" / "natops.npz"
 NATOPS_LAYOUT = SHARED_DATA / "natops" / "natops_layout.json"
 
