@@ -103,6 +103,9 @@ class EvalConfig:
     frames: int = 64  # classifier input: whole sequence resampled to this many frames
     crop_min: float = 0.5  # training crop-and-resize keeps at least this share of frames
     knn_k: int = 20
+    # linear protocol: the classifier's learning rate (0: optim.lr). The linear layer sees
+    # standardised features (mcc.models.Classifier), so one value suits every encoder.
+    linear_lr: float = 0.0
     label_fraction: float = 1.0  # per class, round(fraction * count), at least 1
     seed: int = 0
     threads: int = 0

@@ -242,10 +242,12 @@ def fit_classifier(
     frozen: bool = False,
 ) -> Classifier:
     """The training half of `train_classifier`: the trained Classifier (encoder + fc)."""
-    model = Classifier(encoder, num_classes)
+    model = Classifier(encoder, num_classes, standardize=frozen)
     encoder.requires_grad_(not frozen)
     params = model.fc.parameters() if frozen else model.parameters()
-    opt, sched = make_optimizer(params, cfg.optim)
+    optim = dataclasses.replace(cfg.optim, lr=cfg.linear_lr) if (
+        frozen and cfg.linear_lr > 0) else cfg.optim  # fmt: skip
+    opt, sched = make_optimizer(params, optim)
     name = "linear" if frozen else "finetune"
     bs = cfg.optim.batch_size
     for epoch in range(cfg.optim.epochs):

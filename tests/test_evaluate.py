@@ -127,8 +127,12 @@ def test_linear_trains_only_the_classifier_with_the_encoder_frozen(tiny_data, tm
     train_classifier(encoder.requires_grad_(True), splits.train, splits.test, cfg, 2, 4,
                      None, False, False)  # fmt: skip
     assert not all(torch.equal(before[k], encoder.state_dict()[k]) for k in before)
-    out = evaluate(_eval_cfg(tiny_data, protocol="linear"), None, tmp_path / "lin", progress=False)
+    cfg = _eval_cfg(tiny_data, protocol="linear", linear_lr="0.02", **{"optim.lr": "0.5",
+                    "optim.schedule": "step", "optim.milestones": "9"})  # fmt: skip
+    out = evaluate(cfg, None, tmp_path / "lin", progress=False)
     assert out["protocol"] == "linear"
+    logged = [json.loads(line) for line in (tmp_path / "lin" / "metrics.jsonl").open()]
+    assert [m["lr"] for m in logged] == [0.02]  # linear_lr, not optim.lr
 
 
 # --- semi-supervised and transfer protocols (design.md, "Downstream"; Tables 5-7) ---------
@@ -253,3 +257,23 @@ def test_bad_inputs_to_evaluation_are_clear_messages(tiny_data, tmp_path, capsys
     only_test = _npz_dataset(tmp_path, "te", [0, 1, 0, 1], ["test"] * 4)
     with pytest.raises(ConfigError, match="no 'train' split"):
         evaluate(_eval_cfg(only_test), None, tmp_path / "y", progress=False)
+
+
+def test_linear_probe_sees_standardised_features():
+    """The linear protocol's classifier is linear in the features but blind to their scale and
+    offset (a random encoder's pooled features vary by about 1e-3 between samples); the
+    fine-tuning classifier is unchanged."""
+    from mcc.models import Classifier
+
+    class Features(torch.nn.Module):
+        out_channels = 8
+
+        def forward(self, x):
+            return x
+
+    torch.manual_seed(0)
+    f = torch.randn(16, 8)
+    probe = Classifier(Features(), 3, standardize=True).train()
+    assert list(probe.norm.parameters()) == []  # no affine: still a linear classifier
+    assert torch.allclose(probe(f), probe(1e-3 * f + 0.08), atol=1e-4)
+    assert isinstance(Classifier(Features(), 3).norm, torch.nn.Identity)
