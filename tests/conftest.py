@@ -41,6 +41,8 @@ def pytest_configure(config):
             "run the tests from a checkout beside shared/, or set MCC_SHARED_DATA=DIR",
             returncode=4,
         )
+
+
 NATOPS_NPZ = SHARED_DATA / "natops" / "natops.npz"
 NATOPS_LAYOUT = SHARED_DATA / "natops" / "natops_layout.json"
 

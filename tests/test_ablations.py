@@ -245,8 +245,10 @@ def test_report_on_a_hand_made_results_folder(tmp_path):
     not_done = md.split("## Not done")[1]
     assert "table2" in not_done
     assert "Fig. 4 (interpolated clip): Table 1's MCC pretraining has no checkpoint" in not_done
-    assert "Fig. 6 (t-SNE): Table 1 has no fine-tuned from scratch or fine-tuned from MCC run" \
+    assert (
+        "Fig. 6 (t-SNE): Table 1 has no fine-tuned from scratch or fine-tuned from MCC run"
         in not_done
+    )
 
     html = html_path.read_text()
     p = _Tags()
