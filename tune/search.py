@@ -269,3 +269,54 @@ def markdown(table: pd.DataFrame) -> str:
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
     return "\n".join([head, rule, *body])
+
+
+CONTROL = {"loss.triplet": 0.0, "loss.nce": 0.0, "loss.interp": 0.0}  # no pretraining
+
+
+def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
+    """Rerun the best trial's configuration and the control (the three loss weights at 0: the
+    encoder keeps its random initialisation) on `args.confirm` seeds the search did not use,
+    through the grid engine in OUT/confirm (cached, so an interrupted confirmation resumes),
+    and score every run once on the test split. Returns the comparison written to
+    OUT/confirm.json and appended to OUT/summary.md."""
+    import argparse
+    import statistics
+
+    best = table.loc[best_row(table)]
+    # plain Python values (a table cell may hold a NumPy scalar): the cells become configs
+    params = {k[6:]: best[k].item() if hasattr(best[k], "item") else best[k]
+              for k in table.columns if k.startswith("param:")}  # fmt: skip
+    seeds = [base.seed + 1 + i for i in range(args.confirm)]
+    arms = {"best": params, "control": CONTROL}
+    cells = [{**p, "seed": s} for p in arms.values() for s in seeds]
+    grid_args = argparse.Namespace(**{**vars(args), "test_eval": "all"})
+    runs = run_search(grid_args, base, {}, cells, out / "confirm")
+    scores = dict(zip(runs["trial"], runs["test_knn_top1"]))
+    result: dict = {"seeds": seeds, "metric": "test_knn_top1"}
+    for arm, p in arms.items():
+        got = [scores.get(cell_name({**p, "seed": s})) for s in seeds]
+        top1 = [float(v) for v in got if v is not None and v == v]
+        result[arm] = {"params": p, "test_knn_top1": top1,
+                       "mean": statistics.mean(top1) if top1 else None,
+                       "std": statistics.stdev(top1) if len(top1) > 1 else None}  # fmt: skip
+    b, c = result["best"], result["control"]
+    complete = len(b["test_knn_top1"]) == len(c["test_knn_top1"]) == len(seeds)
+    result["difference"] = b["mean"] - c["mean"] if complete else None
+    result["resolved"] = complete and abs(result["difference"]) > 2 * max(b["std"], c["std"])
+    (out / "confirm.json").write_text(json.dumps(result, indent=2))
+    lines = [f"## Confirmation on fresh seeds {seeds} (test split, kNN top-1 %)", ""]
+    for arm in arms:
+        r = result[arm]
+        scored = ", ".join(f"{v:.1f}" for v in r["test_knn_top1"]) or "none"
+        mean = f"{r['mean']:.1f} +- {r['std']:.1f}" if r["std"] is not None else "n/a"
+        lines += [f"- {arm} ({', '.join(f'`{k}`={v}' for k, v in r['params'].items())}): "
+                  f"{mean} (per seed: {scored})"]  # fmt: skip
+    if complete:
+        verdict = "resolved" if result["resolved"] else "not resolved (< 2x the larger spread)"
+        lines += [f"- difference: {result['difference']:+.1f}, {verdict}"]
+    else:
+        lines += ["- incomplete: some runs have no test score; see confirm/summary.md"]
+    with open(out / "summary.md", "a") as f:
+        f.write("\n" + "\n".join(lines) + "\n")
+    return result

@@ -10,12 +10,17 @@ runs/sweep/{results.csv, results.parquet, summary.md, optuna.journal}.
         [--search loss.tau --search loss.margin ...] [--space KEY=LOW:HIGH[:log]|A,B,C ...]
         [--space-file space.json] [--trials 8] [--grid] [--cells cells.json]
         [--workers-per-trial 1] [--cpus-per-worker 1] [--address auto] [--resume]
+        [--confirm 3]
 
 Grid mode (--grid) runs every cell of the space's values (choices, or a range's two ends),
 or the cells listed in --cells (a JSON list of {KEY: VALUE} dicts), with no searcher and no
 early stopping; each cell has a unique run name and its result is cached in
 OUT/cells/NAME.json, so rerunning the same grid skips finished cells.
 `--resume` continues an interrupted search (finished trials are kept, not re-run).
+`--confirm N` then reruns the best configuration and the control with the three loss weights
+at 0 (no pretraining) on N seeds the search did not use, scores each on the test split, and
+appends mean +- std and whether the difference is resolved (> 2x the larger spread) to the
+summary (OUT/confirm.json, runs in OUT/confirm/).
 """
 
 from __future__ import annotations
@@ -132,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-eval", choices=["best", "all", "none"], default=None,
                    help="score on the test split: the best trial (search default) or every "
                    "cell (grid default)")  # fmt: skip
+    p.add_argument("--confirm", type=int, default=0, metavar="N",
+                   help="after the search, rerun the best configuration and the control (the "
+                   "three loss weights at 0: no pretraining) on N fresh seeds, score each on "
+                   "the test split and add the comparison to the summary (N >= 2)")  # fmt: skip
     p.add_argument("--address", help="Ray cluster ('auto'); default RAY_ADDRESS or local")
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     return p
@@ -153,6 +162,9 @@ def sweep(args) -> int:
                           f"report {METRIC!r} every epoch")  # fmt: skip
     if args.trials < 1:
         raise ConfigError(f"--trials={args.trials}: need at least 1")
+    if args.confirm and (args.confirm < 2 or args.grid or args.cells):
+        raise ConfigError(f"--confirm={args.confirm}: needs a search (not --grid/--cells) and "
+                          f"at least 2 seeds, for a spread")  # fmt: skip
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent={args.max_concurrent}: need at least 1")
     search = args.search if args.search is not None else (
@@ -191,6 +203,12 @@ def sweep(args) -> int:
     print(f"using {connect(args.address)}", flush=True)
     t0 = time.time()
     table = run_search(args, base, space, cells, out)
+    if args.confirm and not table.empty and table[METRIC].notna().any():
+        from tune.search import confirm
+
+        c = confirm(args, base, table, out)
+        print(f"confirmation on seeds {c['seeds']}: best {c['best']['test_knn_top1']}, "
+              f"control {c['control']['test_knn_top1']} (test kNN top-1 %)")  # fmt: skip
     print(f"\nsweep done in {time.time() - t0:.0f} s: {len(table)} trials")
     print(f"table:   {out / 'results.csv'} (and results.parquet)")
     print(f"summary: {out / 'summary.md'}")
