@@ -261,7 +261,7 @@ def validate(cfg) -> None:
     for key, lowest in positive.items():
         if key in flat and flat[key] < lowest:
             raise ConfigError(f"{key}={flat[key]} must be >= {lowest}")
-    for key in ("loss.triplet", "loss.nce", "loss.interp", "loss.margin", "optim.lr"):
+    for key in ("loss.triplet", "loss.nce", "loss.interp", "loss.margin", "optim.lr", "linear_lr"):
         if key in flat and flat[key] < 0:
             raise ConfigError(f"{key}={flat[key]} must be >= 0")
     for key in ("loss.tau", "model.width"):

@@ -277,3 +277,10 @@ def test_linear_probe_sees_standardised_features():
     assert list(probe.norm.parameters()) == []  # no affine: still a linear classifier
     assert torch.allclose(probe(f), probe(1e-3 * f + 0.08), atol=1e-4)
     assert isinstance(Classifier(Features(), 3).norm, torch.nn.Identity)
+    # after a short training (a few batches), testing standardises as training did: the
+    # statistics are those of the batches, not a blend with the initial variance of 1
+    probe = Classifier(Features(), 3, standardize=True).train()
+    for _ in range(4):
+        probe(1e-3 * torch.randn(32, 8) + 0.08)
+    z = probe.eval().norm(1e-3 * torch.randn(512, 8) + 0.08)
+    assert z.mean(0).abs().max() < 0.5 and ((z.std(0) - 1).abs() < 0.3).all()

@@ -169,10 +169,10 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
 
     import numpy as np
 
-    from mcc.config import PretrainConfig
+    from mcc.config import LossConfig, PretrainConfig
     from tune import search
 
-    table = pd.DataFrame({"trial": ["a", "b"], "param:loss.tau": [np.float64(0.2), 0.5],
+    table = pd.DataFrame({"trial": ["a", "b"], "param:loss.tau": [0.2, np.float64(0.5)],
                           "val_knn_top1": [30.0, 40.0], "status": ["completed"] * 2})  # fmt: skip
     ran = {}
 
@@ -188,6 +188,7 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
     args = argparse.Namespace(confirm=3, test_eval=None)
     res = search.confirm(args, PretrainConfig(seed=4), table, tmp_path)
     assert ran["test_eval"] == "all" and ran["out"] == tmp_path / "confirm"
+    assert type(ran["cells"][0]["loss.tau"]) is float  # a plain value for the config
     assert ran["cells"] == [{"loss.tau": 0.5, "seed": s} for s in (5, 6, 7)] + [
         {**search.CONTROL, "seed": s} for s in (5, 6, 7)]  # fmt: skip
     assert res["best"]["test_knn_top1"] == [60.0, 62.0, 64.0]
@@ -195,3 +196,11 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
     summary = (tmp_path / "summary.md").read_text()
     assert "## Confirmation on fresh seeds [5, 6, 7]" in summary and "+21.0, resolved" in summary
     assert json.loads((tmp_path / "confirm.json").read_text())["resolved"] is True
+
+    # a best trial with every loss weight at 0 is the control itself: nothing is rerun
+    ran.clear()
+    table["param:loss.triplet"], table["param:loss.nce"] = 0.0, 0.0
+    res = search.confirm(args, PretrainConfig(seed=4, loss=LossConfig(interp=0.0)), table,
+                         tmp_path)  # fmt: skip
+    assert not ran and res["resolved"] is False and "it is the control" in res["note"]
+    assert "no-pretraining control itself" in (tmp_path / "summary.md").read_text()

@@ -79,6 +79,17 @@ def test_zero_weight_terms_are_not_computed(tiny_data):
     assert set(out) == {"loss", "triplet"}
 
 
+def test_all_weights_zero_leaves_the_model_untouched(tiny_data):
+    """The no-pretraining control: weights and batch-norm statistics stay at their init."""
+    cfg = tiny_cfg(tiny_data, **{"loss.triplet": "0", "loss.nce": "0", "loss.interp": "0"})
+    manifest, batch = fixed_batch(cfg)
+    model = MCC(cfg, manifest.layout)
+    opt, _ = make_optimizer(model.online_parameters(), cfg.optim)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert training_step(model, batch, opt, cfg) == {"loss": 0.0}
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
 def test_bf16_autocast_step(tiny_data):
     cfg = tiny_cfg(tiny_data, precision="bf16")
     manifest, batch = fixed_batch(cfg)

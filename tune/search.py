@@ -289,6 +289,21 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
               for k in table.columns if k.startswith("param:")}  # fmt: skip
     seeds = [base.seed + 1 + i for i in range(args.confirm)]
     arms = {"best": params, "control": CONTROL}
+    weights = [float(params.get(k, getattr(base.loss, k[5:]))) for k in CONTROL]
+    if not any(w > 0 for w in weights):
+        result = {
+            "seeds": seeds,
+            "best": {"params": params},
+            "control": {"params": CONTROL},
+            "difference": None,
+            "resolved": False,
+            "note": "the best trial has every loss weight at 0: it is the control",
+        }
+        (out / "confirm.json").write_text(json.dumps(result, indent=2))
+        with open(out / "summary.md", "a") as f:
+            f.write("\n## Confirmation\n\nNot run: the best trial has every loss weight at 0, "
+                    "so it is the no-pretraining control itself.\n")  # fmt: skip
+        return result
     cells = [{**p, "seed": s} for p in arms.values() for s in seeds]
     grid_args = argparse.Namespace(**{**vars(args), "test_eval": "all"})
     runs = run_search(grid_args, base, {}, cells, out / "confirm")

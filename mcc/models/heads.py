@@ -58,9 +58,12 @@ class Classifier(nn.Module):
     def __init__(self, encoder: nn.Module, num_classes: int, standardize: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
-        # eps far below the smallest feature variance seen (1e-7 at random init)
-        self.norm = nn.BatchNorm1d(encoder.out_channels, affine=False, eps=1e-12) if (
-            standardize) else nn.Identity()  # fmt: skip
+        # eps far below the smallest feature variance seen (1e-7 at random init); the
+        # statistics for testing are the cumulative average over all training batches
+        # (momentum None): the frozen features are stationary, and an exponential average
+        # would still carry its initial variance of 1 after a short run
+        self.norm = nn.BatchNorm1d(encoder.out_channels, affine=False, eps=1e-12,
+                                   momentum=None) if standardize else nn.Identity()  # fmt: skip
         self.fc = nn.Linear(encoder.out_channels, num_classes)
 
     def forward(self, x):
