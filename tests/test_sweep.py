@@ -60,7 +60,9 @@ def test_two_trial_search_end_to_end(ray_cluster, tiny_data, tmp_path):
     out = tmp_path / "s"
     args = tiny_args(tiny_data, out, "--search", "loss.tau", "--trials", "2",
                      "--address", ray_cluster.address)  # fmt: skip
+    handler = signal.getsignal(signal.SIGINT)
     assert main(args) == 0
+    assert signal.getsignal(signal.SIGINT) is handler  # Tune's own handler is not left behind
     table = pd.read_csv(out / "results.csv")
     assert len(table) == 2 and set(table["status"]) <= {"completed", "stopped early"}
     assert table["val_knn_top1"].between(0, 100).all()

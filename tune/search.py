@@ -8,6 +8,8 @@ no early stopping, finished cells cached in OUT/cells/ and skipped on the next r
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -112,7 +114,7 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
             )
     rows = []
     if tuner is not None:
-        for r in tuner.fit():
+        for r in fit(tuner):
             row = row_of(r, base.optim.epochs, out)
             done = out / "cells" / f"{row['trial']}.json"
             if cells is not None and done.exists():
@@ -129,6 +131,18 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
     table.to_parquet(out / "results.parquet", index=False)
     write_summary(table, space, base, out, cells is None)
     return table
+
+
+def fit(tuner):
+    """tuner.fit(), then the SIGINT handler of before: Tune installs its own and leaves it in
+    place, so a Ctrl-C in the caller's next stage (the ablation runner's evaluations) would
+    only print Tune's warning."""
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        return tuner.fit()
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, before)
 
 
 def row_of(result, max_epochs: int, out: Path) -> dict:
