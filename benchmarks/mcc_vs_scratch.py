@@ -68,8 +68,9 @@ def run_seed(args, seed: int, rows: dict[str, dict[str, list[float]]]) -> None:
         over = {"knn": {"protocol": "knn"}, "linear": {"protocol": "linear"}, "finetune": {},
                 "semi": {"label_fraction": str(args.fraction)}}[protocol]  # fmt: skip
         label = row_name(protocol, args.fraction)
+        # the pretexts' configs differ only in `pretext`, which evaluation does not read
+        cfg = presets.evaluation(pre, args.preset, {**parse_set_args(args.eval_set), **over})
         for init, ckpt in {**encoders, baseline: None}.items():
-            cfg = presets.evaluation(pre, args.preset, {**parse_set_args(args.eval_set), **over})
             name = f"{label}-{init}".replace(" ", "_").replace("%", "pct")
             path = args.out / f"seed{seed}" / name
             res = cached(path, lambda: evaluate(cfg, ckpt, path, progress=False))  # noqa: B023

@@ -228,6 +228,12 @@ def best_row(table: pd.DataFrame):
     return pool[METRIC].astype(float).idxmax()
 
 
+def best_params(table: pd.DataFrame) -> dict:
+    """The best trial's parameters, {KEY: value}, from its `param:KEY` columns."""
+    best = table.loc[best_row(table)]
+    return {k[6:]: best[k] for k in table.columns if k.startswith("param:")}
+
+
 def importances(out: Path) -> dict:
     import optuna
 
@@ -252,7 +258,7 @@ def write_summary(table, space, base, out: Path, search: bool) -> None:
     ok = table[table[METRIC].notna()] if not table.empty else table
     if not ok.empty:
         best = table.loc[best_row(table)]
-        params = {k[6:]: best[k] for k in table.columns if k.startswith("param:")}
+        params = best_params(table)
         lines += ["## Best configuration", ""]
         lines += [f"- trial `{best['trial']}` ({best['status']}): {METRIC} = "
                   f"{float(best[METRIC]):.2f} after {best['epochs']} epochs"]  # fmt: skip
@@ -297,10 +303,8 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     import argparse
     import statistics
 
-    best = table.loc[best_row(table)]
     # plain Python values (a table cell may hold a NumPy scalar): the cells become configs
-    params = {k[6:]: best[k].item() if hasattr(best[k], "item") else best[k]
-              for k in table.columns if k.startswith("param:")}  # fmt: skip
+    params = {k: v.item() if hasattr(v, "item") else v for k, v in best_params(table).items()}
     seeds = [base.seed + 1 + i for i in range(args.confirm)]
     arms = {"best": params, "control": CONTROL}
     weights = [float(params.get(k, getattr(base.loss, k[5:]))) for k in CONTROL]
