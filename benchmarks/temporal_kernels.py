@@ -1,7 +1,8 @@
 """How much an encoder's temporal convolutions still see motion: per block, the share of the
 temporal kernels' energy at zero frequency (a pure time average has 1.0) and the share of the
-block's activation variance that lies over time within a sequence, for a checkpoint's
-encoder against the same backbone at random initialisation (seed 0).
+block's activation variance that lies over time within a sequence, then the kernels' whole
+energy spectrum averaged over the blocks, for a checkpoint's encoder against the same
+backbone at random initialisation (seed 0).
 
     python benchmarks/temporal_kernels.py --checkpoint RUN/checkpoint.pt [--data DIR]
         [--write-dc-free OUT.pt [--random-init]]
@@ -39,11 +40,16 @@ from mcc.models import build_encoder  # noqa: E402
 TEMPORAL_KERNEL = re.compile(r"encoder\.blocks\.\d+\.tcn\.net\.2\.weight")
 
 
+def kernel_spectrum(weight: torch.Tensor) -> torch.Tensor:
+    """(O, I, K, 1) temporal kernels -> share of their energy in each rfft bin (K // 2 + 1,);
+    bin f is f / K cycles per frame."""
+    energy = (torch.fft.rfft(weight[..., 0], dim=-1).abs() ** 2).sum(dim=(0, 1))
+    return energy / energy.sum()
+
+
 def dc_share(weight: torch.Tensor) -> float:
     """(O, I, K, 1) temporal kernels -> share of their energy in the zero-frequency bin."""
-    spectrum = torch.fft.rfft(weight[..., 0], dim=-1).abs() ** 2  # (O, I, K // 2 + 1)
-    energy = spectrum.sum(dim=(0, 1))
-    return float(energy[0] / energy.sum())
+    return float(kernel_spectrum(weight)[0])
 
 
 def temporal_variance_shares(encoder, x: torch.Tensor) -> list[float]:
@@ -97,6 +103,14 @@ def main() -> None:
     for k, (a, b) in enumerate(zip(trained.blocks, random_init.blocks)):
         da, db = dc_share(a.tcn.net[2].weight.detach()), dc_share(b.tcn.net[2].weight.detach())
         print(f"| {k} | {da:.2f} | {db:.2f} | {tv['ckpt'][k]:.3f} | {tv['rand'][k]:.3f} |")
+    size = trained.blocks[0].tcn.net[2].weight.shape[2]
+    bins = [f"{f / size:.2f}" for f in range(size // 2 + 1)]
+    print("\nkernel energy share by temporal frequency (cycles per frame), mean over blocks:")
+    print("| encoder | " + " | ".join(bins) + " |")
+    print("|---" * (len(bins) + 1) + "|")
+    for name, enc in (("checkpoint", trained), ("random init", random_init)):
+        spec = torch.stack([kernel_spectrum(b.tcn.net[2].weight.detach()) for b in enc.blocks])
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in spec.mean(0).tolist()) + " |")
 
 
 if __name__ == "__main__":

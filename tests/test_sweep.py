@@ -206,3 +206,48 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
                          tmp_path)  # fmt: skip
     assert not ran and res["resolved"] is False and "it is the control" in res["note"]
     assert "no-pretraining control itself" in (tmp_path / "summary.md").read_text()
+
+
+def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch):
+    """Tune returns normally after a Ctrl-C, with trials neither finished nor failed: the
+    table of what ran and the summary are written, the test split is not scored, and
+    `python tune/sweep.py` exits 130 instead of reporting a finished sweep. (Tune itself is
+    replaced here; the Ray tests above cover the real engine.)"""
+    import argparse
+    import types
+
+    from mcc.config import PretrainConfig
+    from tune import search, sweep
+
+    cells = [{"loss.tau": 0.2}, {"loss.tau": 0.5}]
+
+    class FakeGrid(list):  # what Tuner.fit() returns: one Result per trial
+        num_terminated, num_errors = 1, 0
+
+    result = types.SimpleNamespace(config={"cell": cells[0]}, error=None, metrics_dataframe=None,
+                                   metrics={"val_knn_top1": 30.0, "epoch": 1})  # fmt: skip
+    fake_tune = types.SimpleNamespace(
+        with_parameters=lambda f, **kw: f, with_resources=lambda f, r: f,
+        RunConfig=lambda **kw: None, TuneConfig=lambda **kw: None, grid_search=lambda x: x,
+        Tuner=lambda *a, **kw: "tuner")  # fmt: skip
+    monkeypatch.setattr(search, "tune", fake_tune)
+    monkeypatch.setattr(search, "concurrency", lambda *a: 1)
+    monkeypatch.setattr(search, "driver_resources", lambda: {})
+    monkeypatch.setattr(search, "fit", lambda tuner: FakeGrid([result]))
+    monkeypatch.setattr(search, "add_test_scores", lambda *a: pytest.fail("scored the test split"))
+    args = argparse.Namespace(workers_per_trial=1, cpus_per_worker=1, max_concurrent=None,
+                              test_eval=None, trials=2, resume=False, seed=0)  # fmt: skip
+    base = PretrainConfig()
+    with pytest.raises(sweep.Interrupted, match="1 trial.s. unfinished.*--resume"):
+        search.run_search(args, base, {}, cells, tmp_path)
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert list(table["trial"]) == [cell_name(cells[0])] and table["val_knn_top1"][0] == 30.0
+    assert "**Interrupted**: 1 trial(s) unfinished" in (tmp_path / "summary.md").read_text()
+
+    def interrupted(*a):
+        raise sweep.Interrupted(1, tmp_path)
+
+    monkeypatch.setattr(search, "run_search", interrupted)
+    monkeypatch.setattr("tune.cluster.connect", lambda address: "a fake cluster")
+    monkeypatch.setattr(sweep, "prepare_data", lambda base: None)
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "s"), "--confirm", "3"]) == 130

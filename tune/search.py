@@ -21,7 +21,7 @@ from mcc import presets
 from mcc.config import PretrainConfig, to_dict
 from tune.cluster import TRIAL_DRIVER
 from tune.space import Param, to_tune
-from tune.sweep import METRIC, cell_name, run_trial
+from tune.sweep import METRIC, Interrupted, cell_name, run_trial
 
 STUDY = "mcc-sweep"
 
@@ -113,8 +113,14 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
                 run_config=run_config,
             )
     rows = []
+    unfinished = 0
     if tuner is not None:
-        for r in fit(tuner):
+        grid = fit(tuner)
+        # Trials neither finished nor failed (and, in a search, samples not yet started):
+        # Tune returns normally after a Ctrl-C, so this is how the caller learns of one.
+        expected = args.trials if cells is None else len(todo)
+        unfinished = max(len(grid), expected) - grid.num_terminated - grid.num_errors
+        for r in grid:
             row = row_of(r, base.optim.epochs, out)
             done = out / "cells" / f"{row['trial']}.json"
             if cells is not None and done.exists():
@@ -126,10 +132,13 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
         rows += [cached_row(c, base.optim.epochs, "completed (cached)") for c in cached]
     table = pd.DataFrame(rows)
     test_eval = args.test_eval or ("all" if cells is not None else "best")
-    add_test_scores(table, base, test_eval, out)
+    if not unfinished:
+        add_test_scores(table, base, test_eval, out)
     table.to_csv(out / "results.csv", index=False)
     table.to_parquet(out / "results.parquet", index=False)
-    write_summary(table, space, base, out, cells is None)
+    write_summary(table, space, base, out, cells is None, unfinished)
+    if unfinished:
+        raise Interrupted(unfinished, out)
     return table
 
 
@@ -247,8 +256,12 @@ def importances(out: Path) -> dict:
         return {"(not available)": f"{type(e).__name__}: {e}"}
 
 
-def write_summary(table, space, base, out: Path, search: bool) -> None:
+def write_summary(table, space, base, out: Path, search: bool, unfinished: int = 0) -> None:
     lines = [f"# MCC sweep ({time.strftime('%Y-%m-%d %H:%M')})", ""]
+    if unfinished:
+        lines += [f"**Interrupted**: {unfinished} trial(s) unfinished, shown as stopped early "
+                  f"if they started; the test split was not scored. Run the same command with "
+                  f"`--resume` to continue.", ""]  # fmt: skip
     lines += [f"Objective: `{METRIC}` (kNN top-1 % on the validation split, "
               f"{base.data.val_fraction:.0%} of each training class), maximised.", ""]  # fmt: skip
     if space:

@@ -16,7 +16,9 @@ Grid mode (--grid) runs every cell of the space's values (choices, or a range's 
 or the cells listed in --cells (a JSON list of {KEY: VALUE} dicts), with no searcher and no
 early stopping; each cell has a unique run name and its result is cached in
 OUT/cells/NAME.json, so rerunning the same grid skips finished cells.
-`--resume` continues an interrupted search (finished trials are kept, not re-run).
+`--resume` continues an interrupted search (finished trials are kept, not re-run). A
+Ctrl-C writes the table and summary of what ran (marked interrupted, the test split not
+scored) and exits with status 130.
 `--confirm N` then reruns the best configuration and the control with the three loss weights
 at 0 (no pretraining) on N seeds the search did not use, scores each on the test split, and
 appends mean +- std and whether the difference is resolved (> 2x the larger spread) to the
@@ -44,6 +46,19 @@ from tune.space import SPACE, build_space, check_against
 
 METRIC = "val_knn_top1"
 DEFAULT_SEARCH = ["loss.triplet", "loss.nce", "loss.interp", "loss.tau"]
+
+
+class Interrupted(Exception):
+    """The search returned with trials unfinished (a Ctrl-C; Tune itself returns normally):
+    the table and summary of what finished are written, the test split is not scored, and
+    the same command with `--resume` continues."""
+
+    def __init__(self, unfinished: int, out: Path) -> None:
+        super().__init__(
+            f"interrupted with {unfinished} trial(s) unfinished; the table so far is in "
+            f"{out}; run the same command with --resume to continue"
+        )
+        self.unfinished = unfinished
 
 
 def cell_name(params: dict) -> str:
@@ -153,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 130  # the shell's code for a Ctrl-C
 
 
 def sweep(args) -> int:
