@@ -38,6 +38,8 @@ def tiny_args(data: str, out: Path, *extra: str) -> list[str]:
         (["--set", "data.val_fraction=0"], "validation split"),
         (["--confirm", "1"], "at least 2 seeds"),
         (["--grid", "--space", "loss.tau=0.2,0.5", "--confirm", "3"], "needs a search"),
+        (["--confirm", "3", "--confirm-protocol", "semi", "--confirm-fraction", "1"],
+         "share in (0, 1)"),
     ],
 )
 def test_bad_input_is_one_clear_line_before_any_trial(tiny_data, tmp_path, capsys, extra,
@@ -251,3 +253,50 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
     monkeypatch.setattr("tune.cluster.connect", lambda address: "a fake cluster")
     monkeypatch.setattr(sweep, "prepare_data", lambda base: None)
     assert main(["--data", str(tmp_path), "--out", str(tmp_path / "s"), "--confirm", "3"]) == 130
+
+
+def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, monkeypatch):
+    """--confirm-protocol semi: the grid runs without kNN test scores; each run's final
+    checkpoint is fine-tuned on the cell's seed's labelled share, cached per cell."""
+    import argparse
+
+    import mcc.evaluate
+    from mcc.config import PretrainConfig
+    from tune import search
+
+    table = pd.DataFrame({"trial": ["a"], "param:loss.tau": [0.3], "val_knn_top1": [30.0],
+                          "status": ["completed"]})  # fmt: skip
+    grid = {}
+
+    def fake_grid(args, base, space, cells, out):
+        grid.update(test_eval=args.test_eval)
+        return pd.DataFrame({"trial": [cell_name(c) for c in cells],
+                             "checkpoint": [str(tmp_path / f"{cell_name(c)}.pt") for c in cells]})
+
+    calls = []
+
+    def fake_evaluate(cfg, ckpt, out, progress=True):
+        calls.append((cfg.protocol, cfg.label_fraction, cfg.seed, Path(ckpt).stem))
+        out.mkdir(parents=True)
+        top1 = 70.0 + cfg.seed if "tau" in str(ckpt) else 20.0 + cfg.seed
+        (out / "result.json").write_text(json.dumps({"top1": top1}))
+        return {"top1": top1}
+
+    monkeypatch.setattr(search, "run_search", fake_grid)
+    monkeypatch.setattr(mcc.evaluate, "evaluate", fake_evaluate)
+    (tmp_path / "summary.md").write_text("# sweep\n")
+    for c in [{"loss.tau": 0.3}, search.CONTROL]:
+        for s in (1, 2, 3):
+            (tmp_path / f"{cell_name({**c, 'seed': s})}.pt").write_text("x")
+    args = argparse.Namespace(confirm=3, test_eval=None, confirm_protocol="semi",
+                              confirm_fraction=0.1)  # fmt: skip
+    res = search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
+    assert grid["test_eval"] == "none" and len(calls) == 6
+    assert {(p, f, s) for p, f, s, _ in calls} == {("semi", 0.1, s) for s in (1, 2, 3)}
+    assert res["metric"] == "test_semi_top1" and res["best"]["test_semi_top1"] == [71, 72, 73]
+    assert res["control"]["mean"] == 22.0 and res["resolved"]
+    assert json.loads((tmp_path / "confirm-semi.json").read_text())["label_fraction"] == 0.1
+    assert "fine-tune with 10% of the labels top-1" in (tmp_path / "summary.md").read_text()
+    calls.clear()  # a second run reads the cached scores
+    assert search.confirm(args, PretrainConfig(seed=0), table, tmp_path)["difference"] == 50.0
+    assert not calls

@@ -21,7 +21,7 @@ from mcc import presets
 from mcc.config import PretrainConfig, to_dict
 from tune.cluster import TRIAL_DRIVER
 from tune.space import Param, to_tune
-from tune.sweep import METRIC, Interrupted, cell_name, run_trial
+from tune.sweep import METRIC, Interrupted, cell_name, run_trial, trial_config
 
 STUDY = "mcc-sweep"
 
@@ -311,14 +311,19 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     """Rerun the best trial's configuration and the control (the three loss weights at 0: the
     encoder keeps its random initialisation) on `args.confirm` seeds the search did not use,
     through the grid engine in OUT/confirm (cached, so an interrupted confirmation resumes),
-    and score every run once on the test split. Returns the comparison written to
-    OUT/confirm.json and appended to OUT/summary.md."""
+    and score every run once on the test split: by kNN (the objective's protocol), or by
+    `args.confirm_protocol` (linear, finetune, or semi with `args.confirm_fraction` of the
+    labels; the control is then trained from its random initialisation). Returns the
+    comparison written to OUT/confirm.json (OUT/confirm-PROTOCOL.json for the others) and
+    appended to OUT/summary.md."""
     import argparse
     import statistics
 
     # plain Python values (a table cell may hold a NumPy scalar): the cells become configs
     params = {k: v.item() if hasattr(v, "item") else v for k, v in best_params(table).items()}
     seeds = [base.seed + 1 + i for i in range(args.confirm)]
+    protocol = getattr(args, "confirm_protocol", "knn")
+    fraction = getattr(args, "confirm_fraction", 0.1)
     arms = {"best": params, "control": CONTROL}
     weights = [float(params.get(k, getattr(base.loss, k[5:]))) for k in CONTROL]
     if not any(w > 0 for w in weights):
@@ -330,31 +335,43 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
             "resolved": False,
             "note": "the best trial has every loss weight at 0: it is the control",
         }
-        (out / "confirm.json").write_text(json.dumps(result, indent=2))
+        (out / confirm_file(protocol)).write_text(json.dumps(result, indent=2))
         with open(out / "summary.md", "a") as f:
             f.write("\n## Confirmation\n\nNot run: the best trial has every loss weight at 0, "
                     "so it is the no-pretraining control itself.\n")  # fmt: skip
         return result
+    metric = f"test_{protocol}_top1"
     cells = [{**p, "seed": s} for p in arms.values() for s in seeds]
-    grid_args = argparse.Namespace(**{**vars(args), "test_eval": "all"})
+    test_eval = "all" if protocol == "knn" else "none"  # other protocols: scored below
+    grid_args = argparse.Namespace(**{**vars(args), "test_eval": test_eval})
     runs = run_search(grid_args, base, {}, cells, out / "confirm")
-    scores = dict(zip(runs["trial"], runs["test_knn_top1"]))
-    result: dict = {"seeds": seeds, "metric": "test_knn_top1"}
+    if protocol == "knn":
+        scores = dict(zip(runs["trial"], runs["test_knn_top1"]))
+    else:
+        ckpts = dict(zip(runs["trial"], runs["checkpoint"]))
+        scores = {cell_name(c): downstream_top1(base, c, ckpts.get(cell_name(c)), protocol,
+                                                fraction, out / "confirm" / "test" / protocol)
+                  for c in cells}  # fmt: skip
+    result: dict = {"seeds": seeds, "metric": metric, "protocol": protocol}
+    if protocol == "semi":
+        result["label_fraction"] = fraction
     for arm, p in arms.items():
         got = [scores.get(cell_name({**p, "seed": s})) for s in seeds]
         top1 = [float(v) for v in got if v is not None and v == v]
-        result[arm] = {"params": p, "test_knn_top1": top1,
+        result[arm] = {"params": p, metric: top1,
                        "mean": statistics.mean(top1) if top1 else None,
                        "std": statistics.stdev(top1) if len(top1) > 1 else None}  # fmt: skip
     b, c = result["best"], result["control"]
-    complete = len(b["test_knn_top1"]) == len(c["test_knn_top1"]) == len(seeds)
+    complete = len(b[metric]) == len(c[metric]) == len(seeds)
     result["difference"] = b["mean"] - c["mean"] if complete else None
     result["resolved"] = complete and abs(result["difference"]) > 2 * max(b["std"], c["std"])
-    (out / "confirm.json").write_text(json.dumps(result, indent=2))
-    lines = [f"## Confirmation on fresh seeds {seeds} (test split, kNN top-1 %)", ""]
+    (out / confirm_file(protocol)).write_text(json.dumps(result, indent=2))
+    what = {"knn": "kNN", "linear": "linear", "finetune": "fine-tune",
+            "semi": f"fine-tune with {fraction:.0%} of the labels"}[protocol]  # fmt: skip
+    lines = [f"## Confirmation on fresh seeds {seeds} (test split, {what} top-1 %)", ""]
     for arm in arms:
         r = result[arm]
-        scored = ", ".join(f"{v:.1f}" for v in r["test_knn_top1"]) or "none"
+        scored = ", ".join(f"{v:.1f}" for v in r[metric]) or "none"
         mean = f"{r['mean']:.1f} +- {r['std']:.1f}" if r["std"] is not None else "n/a"
         lines += [f"- {arm} ({', '.join(f'`{k}`={v}' for k, v in r['params'].items())}): "
                   f"{mean} (per seed: {scored})"]  # fmt: skip
@@ -366,3 +383,26 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     with open(out / "summary.md", "a") as f:
         f.write("\n" + "\n".join(lines) + "\n")
     return result
+
+
+def confirm_file(protocol: str) -> str:
+    return "confirm.json" if protocol == "knn" else f"confirm-{protocol}.json"
+
+
+def downstream_top1(base: PretrainConfig, cell: dict, ckpt, protocol: str, fraction: float,
+                    folder: Path) -> float | None:  # fmt: skip
+    """Test top-1 of `protocol` (the `small` evaluation preset, the cell's own seed, so both
+    arms of a seed share a labelled subset) from a confirmation run's final checkpoint;
+    cached in folder/NAME, so an interrupted confirmation resumes here too."""
+    from mcc.evaluate import evaluate
+
+    run = folder / cell_name(cell)
+    if (run / "result.json").exists():
+        return json.loads((run / "result.json").read_text())["top1"]
+    if not ckpt or not Path(ckpt).exists():
+        return None
+    over = {"protocol": protocol}
+    if protocol == "semi":
+        over["label_fraction"] = str(fraction)
+    ev = presets.evaluation(trial_config(base, cell), "small", over)
+    return evaluate(ev, ckpt, run, progress=False)["top1"]

@@ -10,7 +10,7 @@ runs/sweep/{results.csv, results.parquet, summary.md, optuna.journal}.
         [--search loss.tau --search loss.margin ...] [--space KEY=LOW:HIGH[:log]|A,B,C ...]
         [--space-file space.json] [--trials 8] [--grid] [--cells cells.json]
         [--workers-per-trial 1] [--cpus-per-worker 1] [--address auto] [--resume]
-        [--confirm 3]
+        [--confirm 3 [--confirm-protocol knn|linear|finetune|semi] [--confirm-fraction 0.1]]
 
 Grid mode (--grid) runs every cell of the space's values (choices, or a range's two ends),
 or the cells listed in --cells (a JSON list of {KEY: VALUE} dicts), with no searcher and no
@@ -22,7 +22,10 @@ scored) and exits with status 130.
 `--confirm N` then reruns the best configuration and the control with the three loss weights
 at 0 (no pretraining) on N seeds the search did not use, scores each on the test split, and
 appends mean +- std and whether the difference is resolved (> 2x the larger spread) to the
-summary (OUT/confirm.json, runs in OUT/confirm/).
+summary (OUT/confirm.json, runs in OUT/confirm/). `--confirm-protocol linear|finetune|semi`
+scores them by that protocol instead of kNN (semi: `--confirm-fraction` of each class's
+labels, 0.1 by default; OUT/confirm-PROTOCOL.json); rerun with `--resume` to add it to a
+finished sweep, whose pretraining runs are reused.
 """
 
 from __future__ import annotations
@@ -156,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after the search, rerun the best configuration and the control (the "
                    "three loss weights at 0: no pretraining) on N fresh seeds, score each on "
                    "the test split and add the comparison to the summary (N >= 2)")  # fmt: skip
+    p.add_argument("--confirm-protocol", choices=["knn", "linear", "finetune", "semi"],
+                   default="knn", help="how --confirm scores each run on the test split "
+                   "(the `small` evaluation preset; default: kNN, as the objective)")  # fmt: skip
+    p.add_argument("--confirm-fraction", type=float, default=0.1,
+                   help="labelled share of each class for --confirm-protocol semi")  # fmt: skip
     p.add_argument("--address", help="Ray cluster ('auto'); default RAY_ADDRESS or local")
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     return p
@@ -183,6 +191,9 @@ def sweep(args) -> int:
     if args.confirm and (args.confirm < 2 or args.grid or args.cells):
         raise ConfigError(f"--confirm={args.confirm}: needs a search (not --grid/--cells) and "
                           f"at least 2 seeds, for a spread")  # fmt: skip
+    if args.confirm_protocol == "semi" and not 0 < args.confirm_fraction < 1:
+        raise ConfigError(f"--confirm-fraction={args.confirm_fraction}: the semi-supervised "
+                          f"protocol needs a share in (0, 1)")  # fmt: skip
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent={args.max_concurrent}: need at least 1")
     search = args.search if args.search is not None else (
@@ -225,8 +236,9 @@ def sweep(args) -> int:
         from tune.search import confirm
 
         c = confirm(args, base, table, out)
-        print(f"confirmation on seeds {c['seeds']}: best {c['best']['test_knn_top1']}, "
-              f"control {c['control']['test_knn_top1']} (test kNN top-1 %)")  # fmt: skip
+        m = c.get("metric", "test_knn_top1")
+        print(f"confirmation on seeds {c['seeds']}: best {c['best'].get(m)}, control "
+              f"{c['control'].get(m)} ({m} %)")  # fmt: skip
     print(f"\nsweep done in {time.time() - t0:.0f} s: {len(table)} trials")
     print(f"table:   {out / 'results.csv'} (and results.parquet)")
     print(f"summary: {out / 'summary.md'}")
