@@ -61,6 +61,7 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
     name = "sweep" if cells is None else f"grid-{time.strftime('%Y%m%d-%H%M%S')}"
     run_config = tune.RunConfig(name=name, storage_path=str(out / "tune"), verbose=1)
     cached: list[dict] = []
+    restored = False
     if cells is not None:
         todo = []
         for c in cells:
@@ -95,7 +96,8 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
             grace_period=min(args.grace_epochs, base.optim.epochs),
             reduction_factor=2,
         )
-        if args.resume and tune.Tuner.can_restore(path):
+        restored = bool(args.resume and tune.Tuner.can_restore(path))
+        if restored:
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True,
                                        resume_errored=True)  # fmt: skip
         else:
@@ -118,7 +120,8 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
         grid = fit(tuner)
         # Trials neither finished nor failed (and, in a search, samples not yet started):
         # Tune returns normally after a Ctrl-C, so this is how the caller learns of one.
-        expected = args.trials if cells is None else len(todo)
+        # (a restored search may have been started with another --trials: trust its own count)
+        expected = len(todo) if cells is not None else 0 if restored else args.trials
         unfinished = max(len(grid), expected) - grid.num_terminated - grid.num_errors
         for r in grid:
             row = row_of(r, base.optim.epochs, out)
