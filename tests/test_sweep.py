@@ -255,6 +255,26 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
     assert main(["--data", str(tmp_path), "--out", str(tmp_path / "s"), "--confirm", "3"]) == 130
 
 
+def test_script_exits_130_when_interrupted(tiny_data, tmp_path):
+    """Run as `python tune/sweep.py` the file is __main__, a module apart from tune.sweep,
+    whose Interrupted tune/search.py raises: the script must still catch it (it did not)."""
+    code = (
+        "import runpy, sys\n"
+        "import tune.cluster, tune.search, tune.sweep\n"
+        "def interrupted(*a):\n"
+        "    raise tune.sweep.Interrupted(2, 'OUT')\n"
+        "tune.search.run_search = interrupted\n"
+        "tune.cluster.connect = lambda address: 'a fake cluster'\n"
+        f"sys.argv = ['tune/sweep.py', '--data', {tiny_data!r}, '--out', {str(tmp_path)!r}]\n"
+        "runpy.run_path('tune/sweep.py', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "interrupted with 2 trial(s) unfinished" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, monkeypatch):
     """--confirm-protocol semi: the grid runs without kNN test scores; each run's final
     checkpoint is fine-tuned on the cell's seed's labelled share, cached per cell."""

@@ -170,13 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # tune/search.py raises tune.sweep.Interrupted; run as a script this file is __main__,
+    # a module of its own with its own class, so catch the importable module's
+    from tune import sweep as importable
+
     args = build_parser().parse_args(argv)
     try:
         return sweep(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Interrupted as e:
+    except importable.Interrupted as e:
         print(f"\n{e}", file=sys.stderr)
         return 130  # the shell's code for a Ctrl-C
 
