@@ -4,7 +4,10 @@ For a pretraining checkpoint (and an encoder of the same width at random initial
 encodes every `--every`-th training sample (deterministic classifier input) and prints, for
 the L2-normalised features, the between-group share of the total variance for each grouping:
 class, subject, second person present, and sequence-length quartile. A share near 1 means the
-grouping explains the features; class should be the large one for kNN to work.
+grouping explains the features; class should be the large one for kNN to work. The last two
+columns describe the standardised features (what the linear probe sees): the variance share
+of their first principal direction and a participation ratio (directions that carry the
+variance, from 1 to the feature width).
 
     python benchmarks/feature_variance.py --data data/synthetic --checkpoint RUN/checkpoint.pt
         [--normalize center] [--every 3]
@@ -36,6 +39,16 @@ def between_share(features: torch.Tensor, groups: torch.Tensor) -> float:
     return float(between / len(f) / total)
 
 
+def spectrum(features: torch.Tensor) -> tuple[float, float]:
+    """The features standardised per dimension, as the linear probe's batch norm sees them:
+    the share of their variance along the first principal direction, and the participation
+    ratio (sum l)^2 / sum l^2 of the covariance eigenvalues (how many directions carry the
+    variance, 1 to the feature width). A dimensional collapse shows as a large first share."""
+    z = (features - features.mean(0)) / features.std(0).clamp_min(1e-12)
+    eig = torch.linalg.eigvalsh(z.T @ z / (len(z) - 1)).clamp_min(0)
+    return float(eig.max() / eig.sum()), float(eig.sum() ** 2 / (eig**2).sum())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,13 +78,14 @@ def main() -> None:
         splits.manifest.layout,
     )
     print(f"{len(samples)} training samples of {args.data}, normalize={args.normalize}")
-    print("| encoder | " + " | ".join(groups) + " |")
-    print("|---|" + "---|" * len(groups))
+    print("| encoder | " + " | ".join(groups) + " | first direction | effective dims |")
+    print("|---|" + "---|" * (len(groups) + 2))
     for name, enc in (("checkpoint", trained), ("random init", random_init)):
         with torch.no_grad():
             f = encode(enc, samples, 64, bodies)
         shares = " | ".join(f"{between_share(f, g):.2f}" for g in groups.values())
-        print(f"| {name} | {shares} |")
+        first, dims = spectrum(f)
+        print(f"| {name} | {shares} | {first:.2f} | {dims:.1f} (of {f.shape[1]}) |")
 
 
 if __name__ == "__main__":
