@@ -197,9 +197,11 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
         {**search.CONTROL, "seed": s} for s in (5, 6, 7)]  # fmt: skip
     assert res["best"]["test_knn_top1"] == [60.0, 62.0, 64.0]
     assert res["control"]["mean"] == 41.0 and res["difference"] == 21.0 and res["resolved"]
-    summary = (tmp_path / "summary.md").read_text()
-    assert "## Confirmation on fresh seeds [5, 6, 7]" in summary and "+21.0, resolved" in summary
     assert json.loads((tmp_path / "confirm.json").read_text())["resolved"] is True
+    search.add_confirmations(tmp_path)  # what sweep.py does after the search's summary
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Confirmation on fresh seeds [5, 6, 7] (test split, kNN top-1 %)" in summary
+    assert "+21.0, resolved" in summary
 
     # a best trial with every loss weight at 0 is the control itself: nothing is rerun
     ran.clear()
@@ -207,7 +209,9 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
     res = search.confirm(args, PretrainConfig(seed=4, loss=LossConfig(interp=0.0)), table,
                          tmp_path)  # fmt: skip
     assert not ran and res["resolved"] is False and "it is the control" in res["note"]
-    assert "no-pretraining control itself" in (tmp_path / "summary.md").read_text()
+    (tmp_path / "summary.md").write_text("# sweep\n")
+    search.add_confirmations(tmp_path)
+    assert "control itself (no pretraining)" in (tmp_path / "summary.md").read_text()
 
 
 def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch):
@@ -235,7 +239,7 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
     monkeypatch.setattr(search, "tune", fake_tune)
     monkeypatch.setattr(search, "concurrency", lambda *a: 1)
     monkeypatch.setattr(search, "driver_resources", lambda: {})
-    monkeypatch.setattr(search, "fit", lambda tuner: FakeGrid([result]))
+    monkeypatch.setattr(search, "fit", lambda tuner: (FakeGrid([result]), False))
     monkeypatch.setattr(search, "add_test_scores", lambda *a: pytest.fail("scored the test split"))
     args = argparse.Namespace(workers_per_trial=1, cpus_per_worker=1, max_concurrent=None,
                               test_eval=None, trials=2, resume=False, seed=0)  # fmt: skip
@@ -291,6 +295,8 @@ def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, 
     def fake_grid(args, base, space, cells, out):
         grid.update(test_eval=args.test_eval)
         return pd.DataFrame({"trial": [cell_name(c) for c in cells],
+                             "status": ["completed"] * len(cells),
+                             "test_knn_top1": [50.0] * len(cells),
                              "checkpoint": [str(tmp_path / f"{cell_name(c)}.pt") for c in cells]})
 
     calls = []
@@ -311,12 +317,52 @@ def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, 
     args = argparse.Namespace(confirm=3, test_eval=None, confirm_protocol="semi",
                               confirm_fraction=0.1)  # fmt: skip
     res = search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
-    assert grid["test_eval"] == "none" and len(calls) == 6
+    assert grid["test_eval"] == "all" and len(calls) == 6  # kNN scores kept as well
     assert {(p, f, s) for p, f, s, _ in calls} == {("semi", 0.1, s) for s in (1, 2, 3)}
     assert res["metric"] == "test_semi_top1" and res["best"]["test_semi_top1"] == [71, 72, 73]
     assert res["control"]["mean"] == 22.0 and res["resolved"]
-    assert json.loads((tmp_path / "confirm-semi.json").read_text())["label_fraction"] == 0.1
-    assert "fine-tune with 10% of the labels top-1" in (tmp_path / "summary.md").read_text()
+    assert json.loads((tmp_path / "confirm-semi-0.1.json").read_text())["label_fraction"] == 0.1
     calls.clear()  # a second run reads the cached scores
     assert search.confirm(args, PretrainConfig(seed=0), table, tmp_path)["difference"] == 50.0
     assert not calls
+    args.confirm_fraction = 0.2  # another share is scored anew, not read from 0.1's cache
+    search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
+    assert len(calls) == 6 and {f for _, f, _, _ in calls} == {0.2}
+    search.add_confirmations(tmp_path)  # both shares in the summary
+    summary = (tmp_path / "summary.md").read_text()
+    assert "fine-tune with 0.1 of each class's labels" in summary
+    assert "fine-tune with 0.2 of each class's labels" in summary
+
+    # a run that did not finish is not scored: its checkpoint is a partial encoder
+    def partial_grid(args, base, space, cells, out):
+        table = fake_grid(args, base, space, cells, out)
+        table.loc[0, "status"] = "error"
+        return table
+
+    monkeypatch.setattr(search, "run_search", partial_grid)
+    args.confirm_fraction = 0.3
+    res = search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
+    assert len(res["best"]["test_semi_top1"]) == 2 and res["difference"] is None
+
+
+def test_fit_tells_an_interrupted_tune_run():
+    """Tune's SIGINT handler puts the previous one back on the first Ctrl-C and otherwise
+    stays installed; its cleanup may mark every trial terminated, so that is the signal.
+    fit() always leaves the previous handler in place."""
+    from tune import search
+
+    class FakeTuner:
+        def __init__(self, interrupt: bool) -> None:
+            self.interrupt = interrupt
+
+        def fit(self):
+            before = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, lambda *a: None)  # Tune's handler
+            if self.interrupt:
+                signal.signal(signal.SIGINT, before)  # what it does on the first SIGINT
+            return "grid"
+
+    before = signal.getsignal(signal.SIGINT)
+    assert search.fit(FakeTuner(False)) == ("grid", False)
+    assert search.fit(FakeTuner(True)) == ("grid", True)
+    assert signal.getsignal(signal.SIGINT) is before

@@ -8,6 +8,7 @@ no early stopping, finished cells cached in OUT/cells/ and skipped on the next r
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -115,14 +116,15 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
                 run_config=run_config,
             )
     rows = []
-    unfinished = 0
+    unfinished, interrupted = 0, False
     if tuner is not None:
-        grid = fit(tuner)
-        # Trials neither finished nor failed (and, in a search, samples not yet started):
-        # Tune returns normally after a Ctrl-C, so this is how the caller learns of one.
-        # (a restored search may have been started with another --trials: trust its own count)
+        grid, interrupted = fit(tuner)
+        # Tune returns normally after a Ctrl-C. Besides its handler (see fit), count the
+        # trials neither finished nor failed and, in a search, the samples never started (a
+        # restored search may have been started with another --trials: trust its own count).
         expected = len(todo) if cells is not None else 0 if restored else args.trials
         unfinished = max(len(grid), expected) - grid.num_terminated - grid.num_errors
+        interrupted = interrupted or unfinished > 0
         for r in grid:
             row = row_of(r, base.optim.epochs, out)
             done = out / "cells" / f"{row['trial']}.json"
@@ -135,25 +137,31 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
         rows += [cached_row(c, base.optim.epochs, "completed (cached)") for c in cached]
     table = pd.DataFrame(rows)
     test_eval = args.test_eval or ("all" if cells is not None else "best")
-    if not unfinished:
+    if not interrupted:
         add_test_scores(table, base, test_eval, out)
     table.to_csv(out / "results.csv", index=False)
     table.to_parquet(out / "results.parquet", index=False)
-    write_summary(table, space, base, out, cells is None, unfinished)
-    if unfinished:
+    write_summary(table, space, base, out, cells is None, interrupted, unfinished)
+    if interrupted:
         raise Interrupted(unfinished, out)
     return table
 
 
 def fit(tuner):
-    """tuner.fit(), then the SIGINT handler of before: Tune installs its own and leaves it in
-    place, so a Ctrl-C in the caller's next stage (the ablation runner's evaluations) would
-    only print Tune's warning."""
+    """(tuner.fit(), whether a SIGINT interrupted it), then the SIGINT handler of before: Tune
+    installs its own and leaves it in place, so a Ctrl-C in the caller's next stage (the
+    ablation runner's evaluations) would only print Tune's warning."""
     before = signal.getsignal(signal.SIGINT)
+    main = threading.current_thread() is threading.main_thread()
     try:
-        return tuner.fit()
+        grid = tuner.fit()
+        # Tune's handler puts the previous one back on the first SIGINT (or SIGUSR1) and
+        # otherwise stays: finding the previous one here means the run was interrupted,
+        # also when Tune's cleanup has marked every trial terminated.
+        tune_handler = main and not int(os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0"))
+        return grid, tune_handler and signal.getsignal(signal.SIGINT) is before
     finally:
-        if threading.current_thread() is threading.main_thread():
+        if main:
             signal.signal(signal.SIGINT, before)
 
 
@@ -212,7 +220,8 @@ def cached_row(c: dict, max_epochs: int, status: str) -> dict:
 
 
 def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: Path) -> None:
-    """Score on the test split, once: kNN top-1 of the chosen trials' final encoders."""
+    """Score on the test split, once: kNN top-1 of the chosen trials' final encoders (a run
+    already scored from the same checkpoint, in OUT/test/TRIAL, is read back)."""
     table["test_knn_top1"] = None
     if which == "none" or table.empty:
         return
@@ -227,8 +236,12 @@ def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: 
         ckpt = table.at[i, "checkpoint"]
         if not ckpt or not Path(ckpt).exists():
             continue
-        res = evaluate(ev, ckpt, out / "test" / table.at[i, "trial"], progress=False)
-        table.at[i, "test_knn_top1"] = res["top1"]
+        run = out / "test" / table.at[i, "trial"]
+        done = json.loads((run / "result.json").read_text()) if (
+            run / "result.json").exists() else {}  # fmt: skip
+        if done.get("checkpoint") != ckpt:  # scored once: a resumed sweep reads the score
+            done = evaluate(ev, ckpt, run, progress=False)
+        table.at[i, "test_knn_top1"] = done["top1"]
 
 
 def best_row(table: pd.DataFrame):
@@ -259,12 +272,13 @@ def importances(out: Path) -> dict:
         return {"(not available)": f"{type(e).__name__}: {e}"}
 
 
-def write_summary(table, space, base, out: Path, search: bool, unfinished: int = 0) -> None:
+def write_summary(table, space, base, out: Path, search: bool, interrupted: bool = False,
+                  unfinished: int = 0) -> None:  # fmt: skip
     lines = [f"# MCC sweep ({time.strftime('%Y-%m-%d %H:%M')})", ""]
-    if unfinished:
-        lines += [f"**Interrupted**: {unfinished} trial(s) unfinished, shown as stopped early "
-                  f"if they started; the test split was not scored. Run the same command with "
-                  f"`--resume` to continue.", ""]  # fmt: skip
+    if interrupted:
+        lines += [f"**Interrupted**: {unfinished or 'some'} trial(s) unfinished, shown as "
+                  f"stopped early if they started; the test split was not scored. Run the "
+                  f"same command with `--resume` to continue.", ""]  # fmt: skip
     lines += [f"Objective: `{METRIC}` (kNN top-1 % on the validation split, "
               f"{base.data.val_fraction:.0%} of each training class), maximised.", ""]  # fmt: skip
     if space:
@@ -315,10 +329,10 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     encoder keeps its random initialisation) on `args.confirm` seeds the search did not use,
     through the grid engine in OUT/confirm (cached, so an interrupted confirmation resumes),
     and score every run once on the test split: by kNN (the objective's protocol), or by
-    `args.confirm_protocol` (linear, finetune, or semi with `args.confirm_fraction` of the
-    labels; the control is then trained from its random initialisation). Returns the
-    comparison written to OUT/confirm.json (OUT/confirm-PROTOCOL.json for the others) and
-    appended to OUT/summary.md."""
+    `args.confirm_protocol` (linear: a linear layer on the frozen encoder; finetune; semi:
+    fine-tuning on `args.confirm_fraction` of each class). Returns the comparison, written to
+    OUT/confirm.json (OUT/confirm-PROTOCOL.json for the others); `add_confirmations` puts
+    every such file into the summary."""
     import argparse
     import statistics
 
@@ -326,38 +340,31 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     params = {k: v.item() if hasattr(v, "item") else v for k, v in best_params(table).items()}
     seeds = [base.seed + 1 + i for i in range(args.confirm)]
     protocol = getattr(args, "confirm_protocol", "knn")
-    fraction = getattr(args, "confirm_fraction", 0.1)
+    fraction = getattr(args, "confirm_fraction", 0.1) if protocol == "semi" else None
     arms = {"best": params, "control": CONTROL}
+    result: dict = {"seeds": seeds, "metric": f"test_{protocol}_top1", "protocol": protocol,
+                    "label_fraction": fraction}  # fmt: skip
+    metric = result["metric"]
     weights = [float(params.get(k, getattr(base.loss, k[5:]))) for k in CONTROL]
     if not any(w > 0 for w in weights):
-        result = {
-            "seeds": seeds,
-            "best": {"params": params},
-            "control": {"params": CONTROL},
-            "difference": None,
-            "resolved": False,
-            "note": "the best trial has every loss weight at 0: it is the control",
-        }
-        (out / confirm_file(protocol)).write_text(json.dumps(result, indent=2))
-        with open(out / "summary.md", "a") as f:
-            f.write("\n## Confirmation\n\nNot run: the best trial has every loss weight at 0, "
-                    "so it is the no-pretraining control itself.\n")  # fmt: skip
+        note = "the best trial has every loss weight at 0, so it is the control itself"
+        result.update(best={"params": params}, control={"params": CONTROL}, difference=None,
+                      resolved=False, note=note)  # fmt: skip
+        (out / confirm_file(protocol, fraction)).write_text(json.dumps(result, indent=2))
         return result
-    metric = f"test_{protocol}_top1"
     cells = [{**p, "seed": s} for p in arms.values() for s in seeds]
-    test_eval = "all" if protocol == "knn" else "none"  # other protocols: scored below
-    grid_args = argparse.Namespace(**{**vars(args), "test_eval": test_eval})
+    # kNN test scores always (cached per run); another protocol is scored below as well
+    grid_args = argparse.Namespace(**{**vars(args), "test_eval": "all"})
     runs = run_search(grid_args, base, {}, cells, out / "confirm")
     if protocol == "knn":
         scores = dict(zip(runs["trial"], runs["test_knn_top1"]))
     else:
-        ckpts = dict(zip(runs["trial"], runs["checkpoint"]))
+        done = runs[runs["status"].str.startswith("completed")]  # no partial encoder
+        ckpts = dict(zip(done["trial"], done["checkpoint"]))
+        folder = out / "confirm" / "test" / protocol_name(protocol, fraction)
         scores = {cell_name(c): downstream_top1(base, c, ckpts.get(cell_name(c)), protocol,
-                                                fraction, out / "confirm" / "test" / protocol)
+                                                fraction, folder)
                   for c in cells}  # fmt: skip
-    result: dict = {"seeds": seeds, "metric": metric, "protocol": protocol}
-    if protocol == "semi":
-        result["label_fraction"] = fraction
     for arm, p in arms.items():
         got = [scores.get(cell_name({**p, "seed": s})) for s in seeds]
         top1 = [float(v) for v in got if v is not None and v == v]
@@ -368,32 +375,55 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     complete = len(b[metric]) == len(c[metric]) == len(seeds)
     result["difference"] = b["mean"] - c["mean"] if complete else None
     result["resolved"] = complete and abs(result["difference"]) > 2 * max(b["std"], c["std"])
-    (out / confirm_file(protocol)).write_text(json.dumps(result, indent=2))
-    what = {"knn": "kNN", "linear": "linear", "finetune": "fine-tune",
-            "semi": f"fine-tune with {fraction:.0%} of the labels"}[protocol]  # fmt: skip
-    lines = [f"## Confirmation on fresh seeds {seeds} (test split, {what} top-1 %)", ""]
-    for arm in arms:
+    (out / confirm_file(protocol, fraction)).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def protocol_name(protocol: str, fraction: float | None) -> str:
+    return f"semi-{fraction:g}" if protocol == "semi" else protocol
+
+
+def confirm_file(protocol: str, fraction: float | None = None) -> str:
+    name = protocol_name(protocol, fraction)
+    return "confirm.json" if protocol == "knn" else f"confirm-{name}.json"
+
+
+def confirmation_lines(result: dict) -> list[str]:
+    """The summary's section for one confirm*.json."""
+    protocol, fraction = result.get("protocol", "knn"), result.get("label_fraction")
+    what = {"knn": "kNN", "linear": "linear", "finetune": "fine-tune"}.get(protocol) or (
+        f"fine-tune with {fraction:g} of each class's labels")  # fmt: skip
+    lines = [f"## Confirmation on fresh seeds {result['seeds']} (test split, {what} top-1 %)",
+             ""]  # fmt: skip
+    if result.get("note"):
+        return lines + [f"Not run: {result['note']} (no pretraining)."]
+    metric = result.get("metric", "test_knn_top1")
+    for arm in ("best", "control"):
         r = result[arm]
         scored = ", ".join(f"{v:.1f}" for v in r[metric]) or "none"
         mean = f"{r['mean']:.1f} +- {r['std']:.1f}" if r["std"] is not None else "n/a"
         lines += [f"- {arm} ({', '.join(f'`{k}`={v}' for k, v in r['params'].items())}): "
                   f"{mean} (per seed: {scored})"]  # fmt: skip
-    if complete:
+    if result["difference"] is not None:
         verdict = "resolved" if result["resolved"] else "not resolved (< 2x the larger spread)"
         lines += [f"- difference: {result['difference']:+.1f}, {verdict}"]
     else:
         lines += ["- incomplete: some runs have no test score; see confirm/summary.md"]
-    with open(out / "summary.md", "a") as f:
-        f.write("\n" + "\n".join(lines) + "\n")
-    return result
+    return lines
 
 
-def confirm_file(protocol: str) -> str:
-    return "confirm.json" if protocol == "knn" else f"confirm-{protocol}.json"
+def add_confirmations(out: Path) -> None:
+    """Append every confirmation of this sweep (OUT/confirm*.json: kNN, and each protocol
+    added later with --resume) to OUT/summary.md, which the search has just rewritten."""
+    sections = [confirmation_lines(json.loads(f.read_text()))
+                for f in sorted(out.glob("confirm*.json"))]  # fmt: skip
+    if sections:
+        with open(out / "summary.md", "a") as f:
+            f.write("".join("\n" + "\n".join(lines) + "\n" for lines in sections))
 
 
-def downstream_top1(base: PretrainConfig, cell: dict, ckpt, protocol: str, fraction: float,
-                    folder: Path) -> float | None:  # fmt: skip
+def downstream_top1(base: PretrainConfig, cell: dict, ckpt, protocol: str,
+                    fraction: float | None, folder: Path) -> float | None:  # fmt: skip
     """Test top-1 of `protocol` (the `small` evaluation preset, the cell's own seed, so both
     arms of a seed share a labelled subset) from a confirmation run's final checkpoint;
     cached in folder/NAME, so an interrupted confirmation resumes here too."""

@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     except importable.Interrupted as e:
         print(f"\n{e}", file=sys.stderr)
         return 130  # the shell's code for a Ctrl-C
+    except KeyboardInterrupt:  # outside Tune's loop: test scoring, a confirmation's scoring
+        print("\ninterrupted; run the same command with --resume to continue",
+              file=sys.stderr)  # fmt: skip
+        return 130
 
 
 def sweep(args) -> int:
@@ -240,9 +244,13 @@ def sweep(args) -> int:
         from tune.search import confirm
 
         c = confirm(args, base, table, out)
-        m = c.get("metric", "test_knn_top1")
+        m = c["metric"]
         print(f"confirmation on seeds {c['seeds']}: best {c['best'].get(m)}, control "
               f"{c['control'].get(m)} ({m} %)")  # fmt: skip
+    if cells is None:
+        from tune.search import add_confirmations
+
+        add_confirmations(out)
     print(f"\nsweep done in {time.time() - t0:.0f} s: {len(table)} trials")
     print(f"table:   {out / 'results.csv'} (and results.parquet)")
     print(f"summary: {out / 'summary.md'}")
