@@ -23,9 +23,9 @@ scored) and exits with status 130.
 at 0 (no pretraining) on N seeds the search did not use, scores each on the test split, and
 appends mean +- std and whether the difference is resolved (> 2x the larger spread) to the
 summary (OUT/confirm.json, runs in OUT/confirm/). `--confirm-protocol linear|finetune|semi`
-scores them by that protocol instead of kNN (semi: `--confirm-fraction` of each class's
-labels, 0.1 by default; OUT/confirm-PROTOCOL.json); rerun with `--resume` to add it to a
-finished sweep, whose pretraining runs are reused.
+scores them by that protocol as well (semi: `--confirm-fraction` of each class's labels,
+0.1 by default; OUT/confirm-PROTOCOL.json); rerun with `--resume` to add it to a finished
+sweep, whose pretraining runs and test scores are reused.
 """
 
 from __future__ import annotations
