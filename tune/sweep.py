@@ -57,10 +57,10 @@ class Interrupted(Exception):
     the same command with `--resume` continues."""
 
     def __init__(self, unfinished: int, out: Path) -> None:
-        super().__init__(
-            f"interrupted with {unfinished} trial(s) unfinished; the table so far is in "
-            f"{out}; run the same command with --resume to continue"
-        )
+        what = f"interrupted with {unfinished} trial(s) unfinished" if unfinished else (
+            "interrupted")  # fmt: skip
+        super().__init__(f"{what}; the table so far is in {out}; run the same command with "
+                         f"--resume to continue")  # fmt: skip
         self.unfinished = unfinished
 
 
