@@ -52,9 +52,9 @@ DEFAULT_SEARCH = ["loss.triplet", "loss.nce", "loss.interp", "loss.tau"]
 
 
 class Interrupted(Exception):
-    """The search returned with trials unfinished (a Ctrl-C; Tune itself returns normally):
-    the table and summary of what finished are written, the test split is not scored, and
-    the same command with `--resume` continues."""
+    """The search was interrupted (a Ctrl-C, after which Tune returns normally; see
+    tune/search.py: fit): the table and summary of what ran are written, the test split is
+    not scored, and the same command with `--resume` continues."""
 
     def __init__(self, unfinished: int, out: Path) -> None:
         what = f"interrupted with {unfinished} trial(s) unfinished" if unfinished else (
