@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcc.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from mcc.evaluate import load_pretrained_encoder  # noqa: E402
+from mcc.evaluate import encoder_of  # noqa: E402
 from mcc.layouts import layout_from_dict  # noqa: E402
 from mcc.models import build_encoder  # noqa: E402
 
@@ -51,9 +51,10 @@ def main() -> None:
                       help="the only encoder tensors kept from pretraining")  # fmt: skip
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    trained, model_cfg, layout = load_pretrained_encoder(args.checkpoint)
+    state = load_checkpoint(args.checkpoint)
+    trained, model_cfg = encoder_of(state)
     torch.manual_seed(args.seed)
-    init = build_encoder(model_cfg, layout_from_dict(layout)).state_dict()
+    init = build_encoder(model_cfg, layout_from_dict(state["layout"])).state_dict()
     weights = trained.state_dict()
     blocks = sorted({k.split(".")[1] for k in init if k.startswith("blocks.")}, key=int)
     print("moved by pretraining (|w - w0| / |w0|): " + ", ".join(
@@ -62,7 +63,6 @@ def main() -> None:
     unknown = [q for q in prefixes if not any(k.startswith(q) for k in init)]
     if unknown:
         p.error(f"no encoder tensor starts with {unknown}; names look like {next(iter(init))}")
-    state = load_checkpoint(args.checkpoint)
     state.pop("path", None)
     put_back = [k for k in init
                 if any(k.startswith(q) for q in prefixes) == bool(args.reset)]  # fmt: skip

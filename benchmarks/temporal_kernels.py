@@ -47,11 +47,6 @@ def kernel_spectrum(weight: torch.Tensor) -> torch.Tensor:
     return energy / energy.sum()
 
 
-def dc_share(weight: torch.Tensor) -> float:
-    """(O, I, K, 1) temporal kernels -> share of their energy in the zero-frequency bin."""
-    return float(kernel_spectrum(weight)[0])
-
-
 def temporal_variance_shares(encoder, x: torch.Tensor) -> list[float]:
     """Per block: variance over time within (body, channel, joint) / total variance."""
     outs: list[torch.Tensor] = []
@@ -96,21 +91,25 @@ def main() -> None:
     rng = np.random.default_rng(0)
     chunk = [splits.train[i] for i in rng.permutation(len(splits.train))[:96]]
     x = batch_inputs(chunk, 64, splits.manifest.max_bodies)
-    tv = {n: temporal_variance_shares(e, x) for n, e in (("ckpt", trained), ("rand", random_init))}
+    encoders = {"checkpoint": trained, "random init": random_init}
+    tv = {n: temporal_variance_shares(e, x) for n, e in encoders.items()}
+    # (blocks, K // 2 + 1) energy shares per encoder; column 0 is the zero-frequency share
+    spec = {n: torch.stack([kernel_spectrum(b.tcn.net[2].weight.detach()) for b in e.blocks])
+            for n, e in encoders.items()}  # fmt: skip
+    ck, rd = spec["checkpoint"], spec["random init"]
     print(f"{args.checkpoint} ({model_cfg.backbone}, width {model_cfg.width}) on {args.data}")
     print("| block | kernel DC share | (random init) | temporal variance share | (random init) |")
     print("|---|---|---|---|---|")
-    for k, (a, b) in enumerate(zip(trained.blocks, random_init.blocks)):
-        da, db = dc_share(a.tcn.net[2].weight.detach()), dc_share(b.tcn.net[2].weight.detach())
-        print(f"| {k} | {da:.2f} | {db:.2f} | {tv['ckpt'][k]:.3f} | {tv['rand'][k]:.3f} |")
+    for k in range(len(trained.blocks)):
+        print(f"| {k} | {ck[k, 0]:.2f} | {rd[k, 0]:.2f} | {tv['checkpoint'][k]:.3f} | "
+              f"{tv['random init'][k]:.3f} |")  # fmt: skip
     size = trained.blocks[0].tcn.net[2].weight.shape[2]
     bins = [f"{f / size:.2f}" for f in range(size // 2 + 1)]
     print("\nkernel energy share by temporal frequency (cycles per frame), mean over blocks:")
     print("| encoder | " + " | ".join(bins) + " |")
     print("|---" * (len(bins) + 1) + "|")
-    for name, enc in (("checkpoint", trained), ("random init", random_init)):
-        spec = torch.stack([kernel_spectrum(b.tcn.net[2].weight.detach()) for b in enc.blocks])
-        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in spec.mean(0).tolist()) + " |")
+    for name, blocks in spec.items():
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in blocks.mean(0).tolist()) + " |")
 
 
 if __name__ == "__main__":

@@ -305,7 +305,7 @@ def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, 
         calls.append((cfg.protocol, cfg.label_fraction, cfg.seed, Path(ckpt).stem))
         out.mkdir(parents=True)
         top1 = 70.0 + cfg.seed if "tau" in str(ckpt) else 20.0 + cfg.seed
-        (out / "result.json").write_text(json.dumps({"top1": top1}))
+        (out / "result.json").write_text(json.dumps({"top1": top1, "checkpoint": ckpt}))
         return {"top1": top1}
 
     monkeypatch.setattr(search, "run_search", fake_grid)

@@ -225,8 +225,6 @@ def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: 
     table["test_knn_top1"] = None
     if which == "none" or table.empty:
         return
-    from mcc.evaluate import evaluate
-
     done = table[table["status"].str.startswith("completed") & table[METRIC].notna()]
     if done.empty:
         return
@@ -236,12 +234,19 @@ def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: 
         ckpt = table.at[i, "checkpoint"]
         if not ckpt or not Path(ckpt).exists():
             continue
-        run = out / "test" / table.at[i, "trial"]
-        done = json.loads((run / "result.json").read_text()) if (
-            run / "result.json").exists() else {}  # fmt: skip
-        if done.get("checkpoint") != ckpt:  # scored once: a resumed sweep reads the score
-            done = evaluate(ev, ckpt, run, progress=False)
-        table.at[i, "test_knn_top1"] = done["top1"]
+        table.at[i, "test_knn_top1"] = score_once(ev, ckpt, out / "test" / table.at[i, "trial"])
+
+
+def score_once(ev, ckpt: str, run: Path) -> float:
+    """Test top-1 of `ev` from `ckpt`, evaluated into the folder `run` unless `run` already
+    holds that score from the same checkpoint (a resumed sweep reads it back)."""
+    from mcc.evaluate import evaluate
+
+    done = run / "result.json"
+    res = json.loads(done.read_text()) if done.exists() else {}
+    if res.get("checkpoint") != ckpt:
+        res = evaluate(ev, ckpt, run, progress=False)
+    return res["top1"]
 
 
 def best_row(table: pd.DataFrame):
@@ -427,15 +432,10 @@ def downstream_top1(base: PretrainConfig, cell: dict, ckpt, protocol: str,
     """Test top-1 of `protocol` (the `small` evaluation preset, the cell's own seed, so both
     arms of a seed share a labelled subset) from a confirmation run's final checkpoint;
     cached in folder/NAME, so an interrupted confirmation resumes here too."""
-    from mcc.evaluate import evaluate
-
-    run = folder / cell_name(cell)
-    if (run / "result.json").exists():
-        return json.loads((run / "result.json").read_text())["top1"]
     if not ckpt or not Path(ckpt).exists():
         return None
     over = {"protocol": protocol}
     if protocol == "semi":
         over["label_fraction"] = str(fraction)
     ev = presets.evaluation(trial_config(base, cell), "small", over)
-    return evaluate(ev, ckpt, run, progress=False)["top1"]
+    return score_once(ev, ckpt, folder / cell_name(cell))
