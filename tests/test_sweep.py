@@ -40,6 +40,8 @@ def tiny_args(data: str, out: Path, *extra: str) -> list[str]:
         (["--grid", "--space", "loss.tau=0.2,0.5", "--confirm", "3"], "needs a search"),
         (["--confirm", "3", "--confirm-protocol", "semi", "--confirm-fraction", "1"],
          "share in (0, 1)"),
+        (["--confirm-protocol", "semi"], "add --confirm N"),
+        (["--confirm", "3", "--confirm-fraction", "0.2"], "add --confirm-protocol semi"),
     ],
 )
 def test_bad_input_is_one_clear_line_before_any_trial(tiny_data, tmp_path, capsys, extra,

@@ -160,10 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "three loss weights at 0: no pretraining) on N fresh seeds, score each on "
                    "the test split and add the comparison to the summary (N >= 2)")  # fmt: skip
     p.add_argument("--confirm-protocol", choices=["knn", "linear", "finetune", "semi"],
-                   default="knn", help="how --confirm scores each run on the test split "
+                   help="how --confirm scores each run on the test split "
                    "(the `small` evaluation preset; default: kNN, as the objective)")  # fmt: skip
-    p.add_argument("--confirm-fraction", type=float, default=0.1,
-                   help="labelled share of each class for --confirm-protocol semi")  # fmt: skip
+    p.add_argument("--confirm-fraction", type=float,
+                   help="labelled share of each class for --confirm-protocol semi "
+                   "(default 0.1)")  # fmt: skip
     p.add_argument("--address", help="Ray cluster ('auto'); default RAY_ADDRESS or local")
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     return p
@@ -199,6 +200,14 @@ def sweep(args) -> int:
     if args.confirm and (args.confirm < 2 or args.grid or args.cells):
         raise ConfigError(f"--confirm={args.confirm}: needs a search (not --grid/--cells) and "
                           f"at least 2 seeds, for a spread")  # fmt: skip
+    if args.confirm_protocol is not None and not args.confirm:
+        raise ConfigError(f"--confirm-protocol {args.confirm_protocol}: scores the runs of a "
+                          f"confirmation; add --confirm N")  # fmt: skip
+    if args.confirm_fraction is not None and args.confirm_protocol != "semi":
+        raise ConfigError(f"--confirm-fraction={args.confirm_fraction}: only the semi "
+                          f"protocol uses it; add --confirm-protocol semi")  # fmt: skip
+    args.confirm_protocol = args.confirm_protocol or "knn"
+    args.confirm_fraction = 0.1 if args.confirm_fraction is None else args.confirm_fraction
     if args.confirm_protocol == "semi" and not 0 < args.confirm_fraction < 1:
         raise ConfigError(f"--confirm-fraction={args.confirm_fraction}: the semi-supervised "
                           f"protocol needs a share in (0, 1)")  # fmt: skip
