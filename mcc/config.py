@@ -36,6 +36,11 @@ class SamplingConfig:
     negative: str = "shuffle"  # shuffle (B(r_k, c_k)) | jitter | view (Table 2)
     jitter_sigma: float = 0.05  # Table 2 M-jittered: Gaussian noise on coordinates
     view_max_degrees: float = 60.0  # Table 2 V-transformed: random rotation per axis
+    # Beyond the paper (off by default): a random shear of each MCC clip's coordinates, its
+    # own per clip (identity plus off-diagonals uniform in [-shear, shear]; SkeletonCLR and
+    # AimCLR use 0.5), so that a sequence's fixed geometry (body, camera) no longer matches
+    # its clips to each other.
+    shear: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -261,7 +266,8 @@ def validate(cfg) -> None:
     for key, lowest in positive.items():
         if key in flat and flat[key] < lowest:
             raise ConfigError(f"{key}={flat[key]} must be >= {lowest}")
-    for key in ("loss.triplet", "loss.nce", "loss.interp", "loss.margin", "optim.lr", "linear_lr"):
+    for key in ("loss.triplet", "loss.nce", "loss.interp", "loss.margin", "optim.lr", "linear_lr",
+                "sampling.shear"):  # fmt: skip
         if key in flat and flat[key] < 0:
             raise ConfigError(f"{key}={flat[key]} must be >= 0")
     for key in ("loss.tau", "model.width"):

@@ -121,8 +121,15 @@ def random_rotation(rng: np.random.Generator, dims: int, max_degrees: float) -> 
     return rz @ ry @ rx
 
 
+def random_shear(rng: np.random.Generator, dims: int, amount: float) -> np.ndarray:
+    """A shear matrix: the identity plus off-diagonal entries uniform in [-amount, amount]."""
+    off = 1 - np.eye(dims)
+    return np.eye(dims) + rng.uniform(-amount, amount, size=(dims, dims)) * off
+
+
 def rotate(frames: np.ndarray, rot: np.ndarray, coords) -> np.ndarray:
-    """Apply a rotation to the coordinate channels (the rest are left alone)."""
+    """Apply a rotation (or any linear map) to the coordinate channels (the rest are left
+    alone)."""
     out = frames.copy()
     c = list(coords)
     out[..., c] = (frames[..., c] @ rot.T).astype(frames.dtype)
@@ -212,6 +219,13 @@ def mcc_views(
                 out[f"{name}_target"] = interpolation_target(
                     seq, c.start, c.speed, loss.interp_rate, sampling.clip_len, loss.slow_rule
                 )
+    if sampling.shear > 0:  # beyond the paper; drawn last, so shear 0 leaves the rest alone
+        for name in ("anchor", "positive", "negative"):
+            if name in out:
+                m = random_shear(rng, len(coords), sampling.shear)
+                out[name] = rotate(out[name], m, coords)
+                if f"{name}_target" in out:  # the decoder rebuilds the clip it saw
+                    out[f"{name}_target"] = rotate(out[f"{name}_target"], m, coords)
     out["wrapped"] = np.int64(sum(c.wrapped for c in clips.values()))
     return out
 

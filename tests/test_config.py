@@ -196,6 +196,7 @@ def test_choices_are_checked(key, value):
         ("loss.tau", "0"),
         ("loss.tau", "-0.1"),
         ("loss.margin", "-0.1"),
+        ("sampling.shear", "-0.1"),
         ("loss.momentum", "1.0"),
         ("loss.interp_rate", "0"),
         ("sampling.clip_len", "0"),

@@ -406,6 +406,27 @@ def test_mcc_views_jitter_negative_keeps_score():
     assert 0.05 < noise.std() < 0.15
 
 
+def test_mcc_views_shear_each_clip_and_its_target_alike():
+    seq = np.random.default_rng(3).normal(size=(1, 300, 25, 3)).astype(np.float32)
+    plain = mcc_views(seq, np.random.default_rng(0), SamplingConfig(), LossConfig(), (0, 1, 2))
+    cfg = SamplingConfig(shear=0.5)
+    sheared = mcc_views(seq, np.random.default_rng(0), cfg, LossConfig(), (0, 1, 2))
+    maps = {}
+    for name in ("anchor", "positive", "negative"):
+        x, y = plain[name].reshape(-1, 3), sheared[name].reshape(-1, 3)
+        m = np.linalg.lstsq(x, y, rcond=None)[0].T  # y = x @ m.T: the clip's linear map
+        np.testing.assert_allclose(x @ m.T, y, atol=1e-4)
+        np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-4)
+        assert (np.abs(m - np.diag(np.diag(m))) <= 0.5 + 1e-4).all()
+        assert not np.allclose(m, np.eye(3), atol=1e-2)
+        maps[name] = m
+        if name != "negative":  # the interpolation target goes through the same map
+            t = plain[f"{name}_target"].reshape(-1, 3) @ m.T
+            np.testing.assert_allclose(t, sheared[f"{name}_target"].reshape(-1, 3), atol=1e-4)
+    assert not np.allclose(maps["anchor"], maps["positive"], atol=1e-2)
+    assert not np.allclose(maps["anchor"], maps["negative"], atol=1e-2)
+
+
 def test_random_rotation_is_a_rotation():
     for dims in (2, 3):
         for seed in range(5):
