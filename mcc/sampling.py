@@ -189,7 +189,9 @@ def mcc_views(
     each clip has its own random start. Returns (M, T', V, C) arrays under the keys
     anchor, positive (absent when sampling.positive=none), negative, and anchor_target /
     positive_target (clip_len * l frames, or the clip itself for interp_target=reconstruct).
-    Also returns `wrapped`: how many of the anchor/positive clips looped.
+    Also returns `wrapped`: how many of the anchor/positive clips looped. With
+    sampling.shear > 0 (not in the paper) each clip is sheared by its own random matrix, and
+    its target by the same one.
     """
     speeds = tuple(sampling.speeds)
     args = dict(clip_len=sampling.clip_len, overflow=sampling.overflow, speeds=speeds)
