@@ -191,7 +191,8 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
 
     monkeypatch.setattr(search, "run_search", fake_grid)
     (tmp_path / "summary.md").write_text("# sweep\n")
-    args = argparse.Namespace(confirm=3, test_eval=None)
+    args = argparse.Namespace(confirm=3, test_eval=None, confirm_protocol="knn",
+                              confirm_fraction=0.1)  # as tune/sweep.py: sweep fills them in
     res = search.confirm(args, PretrainConfig(seed=4), table, tmp_path)
     assert ran["test_eval"] == "all" and ran["out"] == tmp_path / "confirm"
     assert type(ran["cells"][0]["loss.tau"]) is float  # a plain value for the config

@@ -344,8 +344,8 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     # plain Python values (a table cell may hold a NumPy scalar): the cells become configs
     params = {k: v.item() if hasattr(v, "item") else v for k, v in best_params(table).items()}
     seeds = [base.seed + 1 + i for i in range(args.confirm)]
-    protocol = getattr(args, "confirm_protocol", None) or "knn"
-    fraction = (getattr(args, "confirm_fraction", None) or 0.1) if protocol == "semi" else None
+    protocol = args.confirm_protocol  # defaults filled in by tune/sweep.py: sweep
+    fraction = args.confirm_fraction if protocol == "semi" else None
     arms = {"best": params, "control": CONTROL}
     result: dict = {"seeds": seeds, "metric": f"test_{protocol}_top1", "protocol": protocol,
                     "label_fraction": fraction}  # fmt: skip
