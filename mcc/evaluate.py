@@ -21,6 +21,7 @@ sample ids), so that separately trained models can be fused by summing their sco
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -191,7 +192,13 @@ def labels_of(samples: list[Sample]) -> torch.Tensor:
 
 
 def knn_test_scores(encoder, train, test, cfg: EvalConfig, bodies: int, num_classes: int):
-    """(len(test), num_classes) kNN class scores of `test` with `train` as the bank."""
+    """(len(test), num_classes) kNN class scores of `test` with `train` as the bank.
+
+    The features come from a copy of the encoder whose batch-norm statistics are recomputed
+    over the bank's inputs (`precise_batch_norm`; no labels used); the caller's encoder is
+    left as it is (the sweep scores its live training model)."""
+    encoder = copy.deepcopy(encoder)
+    precise_batch_norm(encoder, train, cfg.frames, bodies, cfg.optim.batch_size)
     train_f = encode(encoder, train, cfg.frames, bodies)
     test_f = encode(encoder, test, cfg.frames, bodies)
     return knn_scores(train_f, labels_of(train), test_f, cfg.knn_k, num_classes)
@@ -242,6 +249,8 @@ def fit_classifier(
     frozen: bool = False,
 ) -> Classifier:
     """The training half of `train_classifier`: the trained Classifier (encoder + fc)."""
+    if frozen:  # the frozen encoder's statistics, as knn's: over the training inputs
+        precise_batch_norm(encoder, train, cfg.frames, bodies, cfg.optim.batch_size)
     model = Classifier(encoder, num_classes, standardize=frozen)
     encoder.requires_grad_(not frozen)
     params = model.fc.parameters() if frozen else model.parameters()

@@ -1,3 +1,4 @@
+import copy
 import json
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 
 from mcc.checkpoint import CheckpointError
 from mcc.config import ConfigError, EvalConfig, PretrainConfig, apply_overrides
-from mcc.evaluate import accuracy, evaluate, knn_scores
+from mcc.evaluate import accuracy, evaluate, knn_scores, precise_batch_norm
 from mcc.layouts import NTU25
 from mcc.train import pretrain
 
@@ -118,10 +119,14 @@ def test_linear_trains_only_the_classifier_with_the_encoder_frozen(tiny_data, tm
     torch.manual_seed(0)
     encoder = build_encoder(cfg.model, splits.manifest.layout)
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    expected = copy.deepcopy(encoder)
+    precise_batch_norm(expected, splits.train, cfg.frames, 2, cfg.optim.batch_size)
     res = train_classifier(encoder, splits.train, splits.test, cfg, 2, 4, None, False, True)
     after = encoder.state_dict()
-    # weights and batch-norm statistics untouched
-    assert all(torch.equal(before[k], after[k]) for k in before)
+    # weights untouched; batch-norm statistics those of the training inputs, not of training
+    assert all(torch.equal(before[k], after[k]) for k, _ in encoder.named_parameters())
+    assert all(torch.equal(v, after[k]) for k, v in expected.state_dict().items())
+    assert not all(torch.equal(before[k], after[k]) for k in before)
     assert 0 <= res["top1"] <= 100 and len(res["confusion"]) == 4
     # the same loop with the encoder trainable moves it
     train_classifier(encoder.requires_grad_(True), splits.train, splits.test, cfg, 2, 4,
@@ -311,3 +316,36 @@ def test_finetuned_model_tests_with_statistics_of_its_final_weights(tiny_data):
                 m.train()  # normalise by this batch's own statistics
         batch = model(x)
     assert torch.allclose(tested, batch, rtol=1e-2, atol=1e-3 * float(batch.abs().max()))
+
+
+def test_frozen_features_use_batch_norm_statistics_of_the_data(tiny_data):
+    """kNN (and the linear probe) recompute the frozen encoder's batch-norm statistics over
+    the bank's inputs. At random initialisation the statistics are 0 and 1, and every test
+    sequence's pooled features were then nearly the same vector, so the "random init" row
+    scored chance whatever the data: a straw control. The caller's encoder is left as it
+    is (the sweep scores its live training model)."""
+    from mcc.data import load_splits
+    from mcc.evaluate import encode, knn_test_scores, labels_of
+    from mcc.models import build_encoder
+
+    cfg = _eval_cfg(tiny_data)
+    splits = load_splits(cfg.data)
+    bodies, n_cls = splits.manifest.max_bodies, len(splits.manifest.classes)
+    torch.manual_seed(0)
+    encoder = build_encoder(cfg.model, splits.manifest.layout)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    scores = knn_test_scores(encoder, splits.train, splits.test, cfg, bodies, n_cls)
+    assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in before.items())
+
+    def least_similar(enc):
+        z = torch.nn.functional.normalize(encode(enc, splits.test, cfg.frames, bodies), dim=1)
+        return float((z @ z.T).min())
+
+    assert least_similar(encoder) > 0.999  # initial statistics: one vector for every input
+    recomputed = copy.deepcopy(encoder)
+    precise_batch_norm(recomputed, splits.train, cfg.frames, bodies, cfg.optim.batch_size)
+    assert least_similar(recomputed) < 0.95
+    bank = encode(recomputed, splits.train, cfg.frames, bodies)
+    test_f = encode(recomputed, splits.test, cfg.frames, bodies)
+    expected = knn_scores(bank, labels_of(splits.train), test_f, cfg.knn_k, n_cls)
+    assert torch.allclose(scores, expected)
