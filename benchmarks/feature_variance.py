@@ -1,7 +1,8 @@
 """What an encoder's pooled features encode: the share of their variance between groups.
 
 For a pretraining checkpoint (and an encoder of the same width at random initialisation),
-encodes every `--every`-th training sample (deterministic classifier input) and prints, for
+encodes every `--every`-th training sample (deterministic classifier input; batch-norm
+statistics recomputed over those inputs first, as the frozen protocols do) and prints, for
 the L2-normalised features, the between-group share of the total variance for each grouping:
 class, subject, second person present, and sequence-length quartile. A share near 1 means the
 grouping explains the features; class should be the large one for kNN to work. The last two
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcc.config import DataConfig, ModelConfig  # noqa: E402
 from mcc.data import load_splits  # noqa: E402
-from mcc.evaluate import encode, load_pretrained_encoder  # noqa: E402
+from mcc.evaluate import encode, load_pretrained_encoder, precise_batch_norm  # noqa: E402
 from mcc.models import build_encoder  # noqa: E402
 
 
@@ -81,6 +82,7 @@ def main() -> None:
     print("| encoder | " + " | ".join(groups) + " | first direction | effective dims |")
     print("|---|" + "---|" * (len(groups) + 2))
     for name, enc in (("checkpoint", trained), ("random init", random_init)):
+        precise_batch_norm(enc, samples, 64, bodies, 32)  # as kNN and the linear probe do
         with torch.no_grad():
             f = encode(enc, samples, 64, bodies)
         shares = " | ".join(f"{between_share(f, g):.2f}" for g in groups.values())
