@@ -82,7 +82,9 @@ def main() -> None:
     print("| encoder | " + " | ".join(groups) + " | first direction | effective dims |")
     print("|---|" + "---|" * (len(groups) + 2))
     for name, enc in (("checkpoint", trained), ("random init", random_init)):
-        precise_batch_norm(enc, samples, 64, bodies, 32)  # as kNN and the linear probe do
+        # recomputed over the encoded samples (64 frames, batches of 32), as kNN and the linear
+        # probe recompute them over their training inputs
+        precise_batch_norm(enc, samples, 64, bodies, 32)
         with torch.no_grad():
             f = encode(enc, samples, 64, bodies)
         shares = " | ".join(f"{between_share(f, g):.2f}" for g in groups.values())

@@ -5,7 +5,8 @@ Classifier input (design.md): the whole sequence resampled to cfg.frames frames,
 crop-and-resize for training and a deterministic resampling for testing. The projection
 head is dropped; kNN and linear evaluation use the pooled backbone features. Linear
 evaluation and fine-tuning share one classifier-training loop (`train_classifier`); linear
-freezes the encoder (weights and batch-norm statistics).
+freezes the encoder's weights, and kNN and linear read it with batch-norm statistics
+recomputed over the training inputs (`precise_batch_norm`).
 
 Protocols: knn, linear, finetune (all labels, or label_fraction of each class), semi
 (finetune on a seeded per-class fraction 0 < label_fraction < 1, Table 5) and transfer
@@ -196,7 +197,7 @@ def knn_test_scores(encoder, train, test, cfg: EvalConfig, bodies: int, num_clas
 
     The features come from a copy of the encoder whose batch-norm statistics are recomputed
     over the bank's inputs (`precise_batch_norm`; no labels used); the caller's encoder is
-    left as it is (the sweep scores its live training model)."""
+    left as it is."""
     encoder = copy.deepcopy(encoder)
     precise_batch_norm(encoder, train, cfg.frames, bodies, cfg.optim.batch_size)
     train_f = encode(encoder, train, cfg.frames, bodies)

@@ -319,11 +319,10 @@ def test_finetuned_model_tests_with_statistics_of_its_final_weights(tiny_data):
 
 
 def test_frozen_features_use_batch_norm_statistics_of_the_data(tiny_data):
-    """kNN (and the linear probe) recompute the frozen encoder's batch-norm statistics over
-    the bank's inputs. At random initialisation the statistics are 0 and 1, and every test
-    sequence's pooled features were then nearly the same vector, so the "random init" row
-    scored chance whatever the data: a straw control. The caller's encoder is left as it
-    is (the sweep scores its live training model)."""
+    """kNN recomputes the frozen encoder's batch-norm statistics over the bank's inputs, on
+    a copy. At random initialisation the statistics are 0 and 1, and every test sequence's
+    pooled features were then nearly the same vector: the random-init control voted on
+    differences of about 1e-3. The caller's encoder is left as it is."""
     from mcc.data import load_splits
     from mcc.evaluate import encode, knn_test_scores, labels_of
     from mcc.models import build_encoder

@@ -160,3 +160,31 @@ def test_a_failed_run_ends_with_one_error_line(ray_cluster, tiny_data, tmp_path,
     assert rc == 1
     err = capsys.readouterr().err
     assert "error: training failed" in err and "loss became" in err
+
+
+def test_the_validation_objective_scores_a_synced_model_as_a_plain_one(tiny_data, tmp_path):
+    """The sweep's objective (kNN on rank 0) recomputes batch-norm statistics on a plain CPU
+    copy: with bn_mode sync the live model's SyncBatchNorm would otherwise try to share them
+    with workers that are not scoring (on a CPU it refuses at once). The live model is left
+    as it is."""
+    import copy
+
+    import torch.distributed as dist
+
+    from mcc.models import build_encoder
+    from mcc.train import use_bn_mode
+    from tune.worker import ValidationKnn
+
+    cfg = tiny_cfg(tiny_data, **{"data.val_fraction": 0.25})
+    objective = ValidationKnn(cfg, {"frames": "32", "threads": "1"})
+    torch.manual_seed(0)
+    plain = build_encoder(cfg.model, objective.splits.manifest.layout)
+    synced = use_bn_mode(copy.deepcopy(plain), "sync")
+    before = {k: v.clone() for k, v in synced.state_dict().items()}
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        score = objective(synced)
+    finally:
+        dist.destroy_process_group()
+    assert all(torch.equal(v, synced.state_dict()[k]) for k, v in before.items())
+    assert score == objective(plain)

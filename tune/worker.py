@@ -12,7 +12,6 @@ so far) and every rank reports.
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import sys
@@ -130,15 +129,20 @@ class ValidationKnn:
 
         if cfg.data.val_fraction <= 0:
             raise ValueError("objective val_knn needs data.val_fraction > 0")
+        self.model_cfg = cfg.model
         self.splits = load_splits(cfg.data)
         self.cfg = apply_overrides(EvalConfig(), {"data.path": cfg.data.path, **eval_overrides})
 
     def __call__(self, encoder) -> float:
         from mcc.evaluate import knn
+        from mcc.models import build_encoder
 
         m = self.splits.manifest
-        on_cpu = next(encoder.parameters()).device.type == "cpu"
-        enc = encoder if on_cpu else copy.deepcopy(encoder).cpu()  # kNN inputs are on the CPU
+        # a plain CPU encoder with the live weights: kNN inputs are on the CPU, and kNN
+        # recomputes batch-norm statistics, which a SyncBatchNorm (bn_mode sync) would try to
+        # share with workers that are not scoring
+        enc = build_encoder(self.model_cfg, m.layout)
+        enc.load_state_dict({k: v.detach().cpu() for k, v in encoder.state_dict().items()})
         with torch.no_grad():
             res = knn(enc, self.splits.train, self.splits.val, self.cfg, m.max_bodies,
                       len(m.classes))  # fmt: skip
