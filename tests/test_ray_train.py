@@ -165,8 +165,8 @@ def test_a_failed_run_ends_with_one_error_line(ray_cluster, tiny_data, tmp_path,
 def test_the_validation_objective_scores_a_synced_model_as_a_plain_one(tiny_data, tmp_path):
     """The sweep's objective (kNN on rank 0) recomputes batch-norm statistics on a plain CPU
     copy: with bn_mode sync the live model's SyncBatchNorm would otherwise try to share them
-    with workers that are not scoring (on a CPU it refuses at once). The live model is left
-    as it is."""
+    with workers that are not scoring (on a CPU it refuses at once). The live model, its
+    training mode and the global random stream are left as they are."""
     import copy
 
     import torch.distributed as dist
@@ -183,8 +183,11 @@ def test_the_validation_objective_scores_a_synced_model_as_a_plain_one(tiny_data
     before = {k: v.clone() for k, v in synced.state_dict().items()}
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
+        rng = torch.get_rng_state()
         score = objective(synced)
+        assert torch.equal(torch.get_rng_state(), rng)  # the training's random stream untouched
     finally:
         dist.destroy_process_group()
     assert all(torch.equal(v, synced.state_dict()[k]) for k, v in before.items())
+    assert synced.training  # left in training mode
     assert score == objective(plain)

@@ -140,13 +140,14 @@ class ValidationKnn:
         m = self.splits.manifest
         # a plain CPU encoder with the live weights: kNN inputs are on the CPU, and kNN
         # recomputes batch-norm statistics, which a SyncBatchNorm (bn_mode sync) would try to
-        # share with workers that are not scoring
-        enc = build_encoder(self.model_cfg, m.layout)
+        # share with workers that are not scoring. Its random init must not draw from the
+        # training's random stream.
+        with torch.random.fork_rng(devices=[]):
+            enc = build_encoder(self.model_cfg, m.layout)
         enc.load_state_dict({k: v.detach().cpu() for k, v in encoder.state_dict().items()})
         with torch.no_grad():
             res = knn(enc, self.splits.train, self.splits.val, self.cfg, m.max_bodies,
                       len(m.classes))  # fmt: skip
-        encoder.train()
         return float(res["top1"])
 
 
