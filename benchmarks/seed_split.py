@@ -2,17 +2,19 @@
 weights or the data stream. A probe, not part of the method.
 
 A pretraining run's seed draws both its initial weights and its data stream (clip starts,
-speeds, augmentation, batch order, dropout). This script pretrains with the seed
---data-seed for the data stream but with the initial weights that the seed --init-seed
-would draw, then scores the encoder by kNN top-1 on the test split (the preset's
-evaluation recipe, as benchmarks/mcc_vs_scratch.py scores it). With --init-seed equal to
---data-seed the run is the ordinary pretraining of that seed.
+speeds, augmentation, batch order, dropout, the memory queue's initial keys). This script
+pretrains with the seed --data-seed for the data stream but with the initial weights (the
+online encoder and heads, which the key encoder copies) that the seed --init-seed would
+draw, then scores the encoder by kNN top-1 on the test split (the preset's evaluation
+recipe, as benchmarks/mcc_vs_scratch.py scores it). With --init-seed equal to --data-seed
+the run is the ordinary pretraining of that seed.
 
     python benchmarks/seed_split.py --data data/synthetic_nostatic --out runs/split_i2_d0 \
         --init-seed 2 --data-seed 0 [--preset small] [--pretrain-set K=V ...] [--eval-set K=V ...]
 
-Prints the InfoNCE term every 5 epochs and the kNN top-1; writes OUT/pretrain and OUT/knn.
-An interrupted run continues where it stopped.
+Prints the InfoNCE term every 5 epochs and the kNN top-1; writes OUT/seeds.json, OUT/pretrain
+(whose config records the data seed as `seed`) and OUT/knn. An interrupted run continues
+where it stopped; a rerun with other seeds on the same OUT is refused.
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ def main() -> None:
         {**presets.PRETRAIN[args.preset], "data.path": args.data, "seed": str(args.data_seed),
          **parse_set_args(args.pretrain_set)},
     )  # fmt: skip
+    seeds = {"init_seed": args.init_seed, "data_seed": args.data_seed}
+    record = args.out / "seeds.json"
+    if record.exists() and json.loads(record.read_text()) != seeds:
+        sys.exit(f"{args.out} holds a run with {record.read_text().strip()}, not {seeds}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(seeds) + "\n")
     run = args.out / "pretrain"
     if not (run / "result.json").exists():
         mcc.train.build_training = with_init_seed(mcc.train.build_training, args.init_seed)
