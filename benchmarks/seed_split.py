@@ -75,7 +75,9 @@ def main() -> None:
         mcc.train.build_training = with_init_seed(mcc.train.build_training, args.init_seed)
         mcc.train.pretrain(pre, run, resume=True, progress=False)
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    nce = "  ".join(f"{h['epoch'] + 1}:{h['nce']:.2f}" for h in history if h["epoch"] % 5 == 4)
+    nce = "  ".join(
+        f"{h['epoch'] + 1}:{h['nce']:.2f}" for h in history if h["epoch"] % 5 == 4 and "nce" in h
+    )
     print(f"init seed {args.init_seed}, data seed {args.data_seed}  InfoNCE by epoch  {nce}")
     cfg = presets.evaluation(pre, args.preset, {**parse_set_args(args.eval_set), "protocol": "knn"})
     knn = args.out / "knn"
