@@ -28,10 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mcc_vs_scratch import cached  # noqa: E402  (this script's folder is on sys.path)
+
 import mcc.train  # noqa: E402
 from mcc import presets  # noqa: E402
 from mcc.config import PretrainConfig, apply_overrides, parse_set_args  # noqa: E402
 from mcc.evaluate import evaluate  # noqa: E402
+from mcc.runs import RunDir  # noqa: E402
 
 
 def with_init_seed(build, init_seed: int):
@@ -74,17 +77,14 @@ def main() -> None:
     if not (run / "result.json").exists():
         mcc.train.build_training = with_init_seed(mcc.train.build_training, args.init_seed)
         mcc.train.pretrain(pre, run, resume=True, progress=False)
-    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    history = RunDir(run).metrics()
     nce = "  ".join(
         f"{h['epoch'] + 1}:{h['nce']:.2f}" for h in history if h["epoch"] % 5 == 4 and "nce" in h
     )
     print(f"init seed {args.init_seed}, data seed {args.data_seed}  InfoNCE by epoch  {nce}")
     cfg = presets.evaluation(pre, args.preset, {**parse_set_args(args.eval_set), "protocol": "knn"})
     knn = args.out / "knn"
-    if (knn / "result.json").exists():
-        res = json.loads((knn / "result.json").read_text())
-    else:
-        res = evaluate(cfg, str(run / "checkpoint.pt"), knn, progress=False)
+    res = cached(knn, lambda: evaluate(cfg, str(run / "checkpoint.pt"), knn, progress=False))
     print(f"init seed {args.init_seed}, data seed {args.data_seed}  kNN top-1 {res['top1']:.2f}")
 
 
