@@ -29,11 +29,12 @@ def _config(cls, preset_table: dict, preset: str, sets: list[str] | None, extra:
     return apply_overrides(cls(), overrides)
 
 
-RAW_SOURCES = ("ntu60", "ntu120", "kinetics", "pkummd")
+RAW_SOURCES = ("ntu60", "ntu120", "kinetics", "pkummd", "nwucla")
 
 
 def raw_source(args):
-    """The importer's Source for a raw dataset (mcc.ntu, mcc.kinetics, mcc.pkummd)."""
+    """The importer's Source for a raw dataset (mcc.ntu, mcc.kinetics, mcc.pkummd,
+    mcc.nwucla)."""
     if not args.src:
         raise ConfigError(f"prepare {args.source} needs --src (the raw dataset's folder)")
     if args.source in ("ntu60", "ntu120"):
@@ -50,6 +51,10 @@ def raw_source(args):
             classes_file=args.classes,
             label_from=args.label_from,
         )
+    if args.source == "nwucla":
+        from mcc import nwucla
+
+        return nwucla.source(args.src)
     from mcc import pkummd
 
     return pkummd.source(args.src, unlisted=args.unlisted)
@@ -251,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="npz: the .npz file; ntu60/ntu120: the folder of .skeleton files; kinetics: "
         "st-gcn's kinetics-skeleton folder (kinetics_train/, kinetics_val/ and their label "
         "files) or one folder of clip .json; pkummd: the folder with skeleton/, labels/, "
-        "actions.tsv and splits/",
+        "actions.tsv and splits/; nwucla: the folder of clip .json (all_sqe/)",
     )
-    q.add_argument("--layout", help="npz: ntu25, openpose18 or a layout .json")
+    q.add_argument("--layout", help="npz: ntu25, kinect20, openpose18 or a layout .json")
     q.add_argument(
         "--missing",
         help="ntu60/ntu120: the official list of samples with missing skeletons (skipped and "

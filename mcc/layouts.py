@@ -116,6 +116,43 @@ NTU25 = Layout(
     align=(0, 1, 4, 8),  # spine base -> spine mid; left shoulder -> right shoulder
 )
 
+# Kinect v1 (Microsoft Kinect SDK 1.x), 20 joints, 0-based as stored by NW-UCLA:
+# 0 hip centre, 1 spine, 2 shoulder centre, 3 head, 4-7 left arm (shoulder, elbow, wrist,
+# hand), 8-11 right arm, 12-15 left leg (hip, knee, ankle, foot), 16-19 right leg. The SDK's
+# bone list (a tree); the same edges as CTR-GCN's NW-UCLA graph.
+KINECT20 = Layout(
+    name="kinect20",
+    num_joints=20,
+    edges=(
+        (0, 1),
+        (1, 2),
+        (2, 3),
+        (2, 4),
+        (4, 5),
+        (5, 6),
+        (6, 7),
+        (2, 8),
+        (8, 9),
+        (9, 10),
+        (10, 11),
+        (0, 12),
+        (12, 13),
+        (13, 14),
+        (14, 15),
+        (0, 16),
+        (16, 17),
+        (17, 18),
+        (18, 19),
+    ),
+    # shoulder centre: the hub of the tree, the role spine shoulder plays in ntu25 (and the
+    # root with the zero bone in CTR-GCN's NW-UCLA bone pairs)
+    center=2,
+    # hip centre -> shoulder centre; left shoulder -> right shoulder. Not hip centre -> spine
+    # (ntu25's choice): Kinect v1's spine joint sits only ~7 cm above the hip centre (NTU's
+    # spine mid: ~27 cm), so that direction is noisy; the whole torso is ~41 cm on NW-UCLA.
+    align=(0, 2, 4, 8),
+)
+
 # OpenPose COCO-18 (Kinetics-Skeleton): 0 nose, 1 neck, 2-4 right arm, 5-7 left arm,
 # 8-10 right leg, 11-13 left leg, 14-17 eyes and ears. Channels x, y, confidence.
 OPENPOSE18 = Layout(
@@ -144,7 +181,7 @@ OPENPOSE18 = Layout(
     channels=("x", "y", "score"),
 )
 
-BUILTIN = {layout.name: layout for layout in (NTU25, OPENPOSE18)}
+BUILTIN = {layout.name: layout for layout in (NTU25, KINECT20, OPENPOSE18)}
 
 
 def layout_from_dict(d: dict) -> Layout:
@@ -164,7 +201,7 @@ def layout_from_dict(d: dict) -> Layout:
 
 
 def get_layout(name_or_path: str | Path) -> Layout:
-    """A built-in layout by name (ntu25, openpose18) or a layout JSON file."""
+    """A built-in layout by name (ntu25, kinect20, openpose18) or a layout JSON file."""
     key = str(name_or_path)
     if key in BUILTIN:
         return BUILTIN[key]

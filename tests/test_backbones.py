@@ -13,11 +13,11 @@ from mcc.cli import main as cli_main
 from mcc.config import ModelConfig, PretrainConfig, apply_overrides
 from mcc.evaluate import evaluate, fuse, load_scores, save_scores
 from mcc.graph import bone_matrix, structural_links
-from mcc.layouts import NTU25, OPENPOSE18, Layout, get_layout
+from mcc.layouts import KINECT20, NTU25, OPENPOSE18, Layout, get_layout
 from mcc.models import AGCN, ASGCN, STGCN, Classifier, InterpolationDecoder, build_encoder
 from mcc.train import pretrain
 
-LAYOUTS = [NTU25, OPENPOSE18, get_layout(str(NATOPS_LAYOUT))]
+LAYOUTS = [NTU25, KINECT20, OPENPOSE18, get_layout(str(NATOPS_LAYOUT))]
 BACKBONES = ["stgcn", "agcn", "asgcn"]
 
 

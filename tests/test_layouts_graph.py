@@ -10,7 +10,7 @@ import pytest
 from conftest import NATOPS_LAYOUT  # noqa: E402
 
 from mcc.graph import hop_distance, normalize_digraph, parents, spatial_partition
-from mcc.layouts import BUILTIN, NTU25, OPENPOSE18, Layout, get_layout, layout_from_dict
+from mcc.layouts import BUILTIN, KINECT20, NTU25, OPENPOSE18, Layout, get_layout, layout_from_dict
 
 
 def chain(n: int, center: int = 0) -> Layout:
@@ -50,6 +50,16 @@ def test_ntu25():
     assert (0, 1) in NTU25.edges and (23, 24) in NTU25.edges and (24, 11) in NTU25.edges
 
 
+def test_kinect20():
+    """Kinect v1 (NW-UCLA): the SDK's 19 bones, a tree around the shoulder centre; aligned
+    on the torso (hip centre -> shoulder centre) and the shoulders (left -> right)."""
+    assert KINECT20.num_joints == 20 and len({frozenset(e) for e in KINECT20.edges}) == 19
+    assert is_forest(KINECT20) and np.isfinite(hop_distance(KINECT20)).all()
+    assert KINECT20.center == 2 and KINECT20.align == (0, 2, 4, 8)
+    # arms hang from the shoulder centre, legs from the hip centre
+    assert {(2, 4), (2, 8), (0, 12), (0, 16), (6, 7), (18, 19)} <= set(KINECT20.edges)
+
+
 def test_openpose18():
     assert OPENPOSE18.num_joints == 18
     assert len(OPENPOSE18.edges) == 17
@@ -64,7 +74,8 @@ def test_openpose18():
 def test_builtin_by_name():
     assert get_layout("ntu25") is NTU25
     assert get_layout("openpose18") is OPENPOSE18
-    assert sorted(BUILTIN) == ["ntu25", "openpose18"]
+    assert get_layout("kinect20") is KINECT20
+    assert sorted(BUILTIN) == ["kinect20", "ntu25", "openpose18"]
 
 
 def test_unknown_name_lists_builtins():
