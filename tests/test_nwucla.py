@@ -200,3 +200,15 @@ def test_backbones_on_real_clips(prepared, backbone, stream):
         assert enc(x).shape == (4, enc.out_channels)
     finally:
         torch.set_num_threads(n)
+
+
+def test_duplicates_and_missing_folder(tmp_path):
+    clip = CLIPS / "a01_s01_e00_v01.json"
+    for sub in ("one", "two"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / clip.name).symlink_to(clip)
+    src = nwucla.source(tmp_path)
+    assert len(src.units) == 1 and [r.sample_id for r in src.rejected] == [clip.stem]
+    assert "duplicate file" in src.rejected[0].reason
+    with pytest.raises(ValueError, match="no such folder"):
+        nwucla.source(tmp_path / "nowhere")
