@@ -39,10 +39,12 @@ import numpy as np
 from mcc.layouts import OPENPOSE18
 from mcc.prepare import Reject, Source, one_line
 from mcc.shards import Sample
+from mcc.untrusted import BadInput, float32_problem, open_regular, read_bytes, regular_file_problem
 
 NUM_JOINTS = 18
 MAX_PEOPLE = 2  # kept per frame (design.md)
 MAX_FRAMES = 100_000  # a frame_index past this is corrupt (a clip is 10 s, ~300 frames)
+LABEL_FILE_BYTES = 512 * 2**20  # st-gcn's training label file is ~40 MB
 PARTS = (("train", "train"), ("val", "test"))  # st-gcn folder part -> our split
 LABEL_FROM = ("text", "index")
 # st-gcn's label files, which may sit among the clips (as in shared/data/kinetics/).
@@ -65,7 +67,7 @@ class Clip:
     problem: str = ""  # set when the label could not be resolved: read() rejects the clip
 
 
-class BadClip(ValueError):
+class BadClip(BadInput):
     """The clip's content cannot be converted (the message is the one-line reason)."""
 
 
@@ -111,7 +113,8 @@ def source(
     for folder, labels_path, part_split in parts:
         labels = _read_label_file(labels_path) if labels_path else {}
         skip = {labels_path.resolve()} if labels_path else set()
-        clips = _clip_files(folder, skip)
+        clips, special = _clip_files(folder, skip)
+        rejected += [Reject(p.stem, f"{p.name}: {why}") for p, why in special]
         stats["listed_without_clip"] += len(set(labels) - {p.stem for p in clips})
         for path in clips:
             sid = path.stem
@@ -206,23 +209,26 @@ def _parts(
     return [(root, Path(label_file) if label_file is not None else None, split)]
 
 
-def _clip_files(folder: Path, skip: set[Path]) -> list[Path]:
-    clips = sorted(
+def _clip_files(folder: Path, skip: set[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(the clip files, [(entry, why skipped)] for .json entries that are not regular files:
+    a FIFO would block the reader, a device never ends)."""
+    names = sorted(
         p
         for p in folder.iterdir()
-        if p.suffix == ".json" and p.is_file() and not _LABEL_JSON.match(p.name)
-        and p.resolve() not in skip
-    )  # fmt: skip
+        if p.suffix == ".json" and not _LABEL_JSON.match(p.name) and p.resolve() not in skip
+    )
+    special = [(p, why) for p in names if (why := regular_file_problem(p))]
+    clips = [p for p in names if p not in {q for q, _ in special}]
     if not clips:
         raise ValueError(f"no clip .json files in {folder}")
-    return clips
+    return clips, special
 
 
 def _read_label_file(path: Path) -> dict[str, dict]:
     try:
-        d = json.loads(path.read_bytes())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"label file {path}: not readable JSON ({e})") from None
+        d = json.loads(read_bytes(path, LABEL_FILE_BYTES))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ValueError(f"label file {path}: not readable JSON ({one_line(e)})") from None
     if not isinstance(d, dict) or not all(isinstance(v, dict) for v in d.values()):
         raise ValueError(
             f"label file {path}: expected a JSON object clip id -> "
@@ -235,14 +241,16 @@ def _header_label(path: Path) -> tuple[object, object]:
     """(label, label_index) of a clip file: from its last 4 KB when the header is there
     (st-gcn writes it after the frames), else by parsing the whole file."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - 4096))
             m = _HEADER.search(f.read())
         if m:
             return json.loads(m.group(1)), int(m.group(2))
-        d = json.loads(path.read_bytes())
-    except (OSError, ValueError) as e:
+        d = json.loads(read_bytes(path))
+    except BadInput:
+        raise
+    except (OSError, ValueError, RecursionError) as e:
         raise BadClip(f"not valid JSON: {one_line(e)}") from None
     if not isinstance(d, dict) or "label" not in d or "label_index" not in d:
         raise BadClip("clip has no label / label_index and no label file lists it")
@@ -273,10 +281,10 @@ def read(unit: Clip) -> list[Sample | Reject]:
     if unit.problem:
         return [Reject(unit.sample_id, unit.problem)]
     try:
-        d = json.loads(Path(unit.path).read_bytes())
+        d = json.loads(read_bytes(unit.path))
         joints = clip_joints(d)
-    except (OSError, ValueError, RecursionError) as e:  # BadClip, JSONDecodeError, ...
-        reason = str(e) if isinstance(e, BadClip) else f"not valid JSON: {one_line(e)}"
+    except (OSError, ValueError, RecursionError) as e:  # BadInput, JSONDecodeError, ...
+        reason = str(e) if isinstance(e, BadInput) else f"not valid JSON: {one_line(e)}"
         return [Reject(unit.sample_id, reason)]
     except Exception as e:  # noqa: BLE001 - a worker must report, not crash the import
         return [Reject(unit.sample_id, f"unexpected {type(e).__name__}: {one_line(e)}")]
@@ -339,7 +347,11 @@ def _numbers(values: object, n: int, where: str) -> np.ndarray:
     # Strict: numpy would quietly turn "0.5" or True into numbers.
     if not all(type(v) in (int, float) for v in values):
         raise BadClip(f"{where}: holds a value that is not a number")
-    arr = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise BadClip(f"{where}: NaN or infinite value")
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        raise BadClip(f"{where}: a number beyond float range") from None
+    problem = float32_problem(arr)  # stored as float32: 1e39 would become inf
+    if problem:
+        raise BadClip(f"{where}: {problem}")
     return arr

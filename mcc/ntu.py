@@ -52,6 +52,16 @@ import numpy as np
 from mcc.layouts import NTU25
 from mcc.prepare import NothingConverted, Reject, Source
 from mcc.shards import Sample
+from mcc.untrusted import (
+    BadInput,
+    float32_problem,
+    is_float,
+    not_float32,
+    parse_int,
+    read_bytes,
+    regular_file_problem,
+    split_lines,
+)
 
 DATASETS = ("ntu60", "ntu120")
 BENCHMARKS = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}
@@ -78,6 +88,11 @@ INFO_FIELDS = 10  # bodyID clippedEdges handLeft(conf, state) handRight(conf, st
 #                   isRestricted leanX leanY trackingState
 JOINT_FIELDS = 12
 XYZ = slice(0, 3)
+MAX_BODIES_PER_FRAME = 6  # the Kinect v2 SDK tracks at most 6 bodies (BODY_COUNT)
+BODY_ID_MAX = 2**64 - 1  # bodyID is an unsigned 64-bit integer
+# Bodies are assembled densely, (distinct bodyIDs, frames, 25, 3): a file that gives every
+# frame a new bodyID makes that quadratic in its length. Real files need well under 1 MB.
+MAX_ASSEMBLED_BYTES = 256 * 2**20
 
 # CTR-GCN / PYSKL denoising thresholds (their get_raw_denoised_data.py).
 DENOISE_MIN_FRAMES = 11  # a body present in <= this many frames is noise
@@ -129,7 +144,7 @@ def class_names(dataset: str) -> list[str]:
     return list(ACTIONS[: NUM_CLASSES[_check_dataset(dataset)]])
 
 
-class SkeletonFormatError(ValueError):
+class SkeletonFormatError(BadInput):
     """A raw file that cannot be converted; the message is the one-line Reject reason."""
 
 
@@ -220,10 +235,16 @@ class Skeleton:
 def parse_skeleton(text: str) -> Skeleton:
     """Parse the text of one `.skeleton` file. Raises SkeletonFormatError (one line, with
     the 1-based line number) for any malformed input: truncation, a wrong joint or field
-    count, a non-numeric or non-finite coordinate, zero frames, no body at all."""
+    count, a non-numeric coordinate or one that is not finite as float32, a count written
+    other than in ASCII digits (`1_0`), more than 6 bodies in a frame, zero frames, no body
+    at all, a stray carriage return. LF, CRLF (the official files) and CR line ends are
+    read alike."""
     if not text or text.isspace():
         raise SkeletonFormatError("empty file")
-    lines = text.split("\n")
+    try:
+        lines = split_lines(text)
+    except BadInput as e:
+        raise SkeletonFormatError(str(e)) from None
     try:
         num_frames, blocks = _walk(lines)
         values = _joint_values(lines, [s for _, _, s in blocks])
@@ -245,7 +266,7 @@ def _walk(lines: list[str]) -> tuple[int, list[tuple[int, int, int]]]:
     i = 1
     for f in range(num_frames):
         _need(lines, i + 1, f, num_frames)
-        num_bodies = _count(lines, i, f"frame {f + 1} body count")
+        num_bodies = _count(lines, i, f"frame {f + 1} body count", MAX_BODIES_PER_FRAME)
         i += 1
         for b in range(num_bodies):
             where = f"frame {f + 1} body {b + 1}"
@@ -280,16 +301,11 @@ def _need(lines: list[str], end: int, frame: int, num_frames: int) -> None:
         )
 
 
-def _count(lines: list[str], i: int, what: str) -> int:
+def _count(lines: list[str], i: int, what: str, hi: int | None = None) -> int:
     try:
-        n = int(lines[i])
-    except ValueError:
-        raise SkeletonFormatError(
-            f"line {i + 1}: {what} {lines[i].strip()[:40]!r} is not an integer"
-        ) from None
-    if n < 0:
-        raise SkeletonFormatError(f"line {i + 1}: negative {what} {n}")
-    return n
+        return parse_int(lines[i], what, 0, hi)
+    except BadInput as e:
+        raise SkeletonFormatError(f"line {i + 1}: {e}") from None
 
 
 def _body_id(line: str, i: int, where: str) -> int:
@@ -298,12 +314,10 @@ def _body_id(line: str, i: int, where: str) -> int:
         raise SkeletonFormatError(
             f"line {i + 1}: {where} info line has {len(fields)} fields, expected {INFO_FIELDS}"
         )
-    try:
-        return int(fields[0])  # 64-bit: a float would merge distinct IDs
-    except ValueError:
-        raise SkeletonFormatError(
-            f"line {i + 1}: {where} bodyID {fields[0][:40]!r} is not an integer"
-        ) from None
+    try:  # 64-bit: a float would merge distinct IDs
+        return parse_int(fields[0], f"{where} bodyID", 0, BODY_ID_MAX)
+    except BadInput as e:
+        raise SkeletonFormatError(f"line {i + 1}: {e}") from None
 
 
 def _joint_values(lines: list[str], starts: list[int]) -> np.ndarray:
@@ -316,10 +330,14 @@ def _joint_values(lines: list[str], starts: list[int]) -> np.ndarray:
     if values is None or values.shape != (len(rows), JOINT_FIELDS):
         raise SkeletonFormatError(_bad_joint_line(lines, starts))
     values = values.reshape(len(starts), NUM_JOINTS, JOINT_FIELDS)
-    if not np.isfinite(values[..., XYZ]).all():
-        k = int(np.flatnonzero(~np.isfinite(values[..., XYZ]).all(axis=2).ravel())[0])
+    # Stored as float32: 1e39 is finite here but inf there.
+    bad = not_float32(values[..., XYZ]).any(axis=2).ravel()
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
         line = starts[k // NUM_JOINTS] + k % NUM_JOINTS
-        raise SkeletonFormatError(f"line {line + 1}: non-finite joint coordinate (NaN or inf)")
+        raise SkeletonFormatError(
+            f"line {line + 1}: joint coordinate {float32_problem(values.reshape(-1, 12)[k, XYZ])}"
+        )
     return values
 
 
@@ -334,9 +352,7 @@ def _bad_joint_line(lines: list[str], starts: list[int]) -> str:
             if len(fields) != JOINT_FIELDS:
                 return f"line {k + 1}: joint line has {len(fields)} fields, expected 12"
             for v in fields:
-                try:
-                    float(v)
-                except ValueError:
+                if not is_float(v):  # float() would take `1_0`; numpy does not
                     return f"line {k + 1}: joint field {v[:40]!r} is not a number"
     return "joint lines could not be read as numbers"
 
@@ -346,6 +362,12 @@ def _assemble(num_frames: int, blocks: list[tuple[int, int, int]], values: np.nd
     order: dict[int, int] = {}
     for _, body_id, _ in blocks:
         order.setdefault(body_id, len(order))
+    size = len(order) * num_frames * NUM_JOINTS * 3 * 4
+    if size > MAX_ASSEMBLED_BYTES:
+        raise SkeletonFormatError(
+            f"{len(order)} distinct bodyIDs over {num_frames} frames would take "
+            f"{size / 2**20:.0f} MB (limit {MAX_ASSEMBLED_BYTES / 2**20:.0f} MB): not a recording"
+        )
     joints = np.zeros((len(order), num_frames, NUM_JOINTS, 3), np.float32)
     present = np.zeros((len(order), num_frames), bool)
     body = np.fromiter((order[b] for _, b, _ in blocks), np.intp, len(blocks))
@@ -416,10 +438,10 @@ def load_skeleton(
     path: str | Path, max_bodies: int = 2, denoise: bool = False
 ) -> tuple[np.ndarray, list[int]]:
     """One `.skeleton` file -> (joints float32 (M, T, 25, 3), the M kept bodyIDs), M in
-    1..max_bodies, bodies ordered by motion energy. Raises SkeletonFormatError (bad data)
-    or OSError (unreadable file)."""
+    1..max_bodies, bodies ordered by motion energy. Raises BadInput (bad data, a special
+    or oversized file) or OSError (unreadable file)."""
     # latin-1 never fails: stray bytes surface as "not a number" with a line number
-    sk = parse_skeleton(Path(path).read_bytes().decode("latin-1"))
+    sk = parse_skeleton(read_bytes(path).decode("latin-1"))
     keep = select_bodies(sk.joints, sk.present, max_bodies, denoise)
     if not len(keep):
         raise SkeletonFormatError(
@@ -446,7 +468,7 @@ def read(unit: Unit) -> list[Sample | Reject]:
         if name.action > NUM_CLASSES[unit.dataset]:
             raise SkeletonFormatError(f"action A{name.action:03d} is not a {unit.dataset} class")
         joints, _ = load_skeleton(unit.path, denoise=unit.denoise)
-    except SkeletonFormatError as e:
+    except BadInput as e:
         return [Reject(sid, str(e))]
     except OSError as e:
         return [Reject(sid, f"cannot read the file ({e.strerror or e})")]
@@ -504,6 +526,10 @@ def source(
     skipped = 0
     for path in files:
         sid = path.name.removesuffix(".skeleton")
+        problem = regular_file_problem(path)
+        if problem:  # a FIFO would block the reader, a device never ends
+            rejected.append(Reject(sid, f"{path.name}: {problem}"))
+            continue
         try:
             name = parse_name(sid)
         except SkeletonFormatError as e:

@@ -34,6 +34,16 @@ import numpy as np
 from mcc.layouts import NTU25
 from mcc.prepare import Reject, Source, one_line
 from mcc.shards import Sample
+from mcc.untrusted import (
+    BadInput,
+    finite_float32,
+    is_float,
+    parse_float,
+    parse_int,
+    read_bytes,
+    regular_file_problem,
+    split_lines,
+)
 
 BODIES, JOINTS, COORDS = 2, 25, 3
 VALUES_PER_LINE = BODIES * JOINTS * COORDS  # 150
@@ -54,7 +64,7 @@ class Video:
     num_classes: int
 
 
-class BadData(ValueError):
+class BadData(BadInput):
     """A one-line reason why a file or label row cannot be converted."""
 
 
@@ -94,8 +104,11 @@ def source(
         b: read_split_file(Path(p) if p else root / "splits" / SPLIT_FILES[b])
         for b, p in split_paths.items()
     }
-    skeletons = _txt_files(skel_dir, "skeleton")
-    labels = _txt_files(lab_dir, "label")
+    skeletons, special = _txt_files(skel_dir, "skeleton")
+    labels, special_labels = _txt_files(lab_dir, "label")
+    rejected = [Reject(p.stem, f"{what} {p}: {why}")
+                for what, entries in (("skeleton", special), ("labels", special_labels))
+                for p, why in entries]  # fmt: skip
     units = []
     for video in sorted(set(skeletons) | set(labels)):
         per_bench = tuple(
@@ -118,6 +131,7 @@ def source(
         units=units,
         read=read,
         benchmarks=BENCHMARKS,
+        rejected=rejected,
         extra={"unlisted": unlisted},
         files_per_shard=50,  # a video's segments are ~0.3-0.4 MB of float32: ~20 MB
     )
@@ -164,13 +178,23 @@ def read_split_file(path: Path) -> dict[str, str]:
     return out
 
 
-def _txt_files(folder: Path, what: str) -> dict[str, Path]:
+def _txt_files(folder: Path, what: str) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
+    """({video: path} of the regular .txt files, [(entry, why skipped)] for the .txt
+    entries that are not regular files: a FIFO would block the reader, a device never
+    ends)."""
     if not folder.is_dir():
         raise ValueError(f"PKU-MMD {what} folder {folder} does not exist")
-    files = {p.stem: p for p in folder.iterdir() if p.suffix == ".txt" and p.is_file()}
+    files, special = {}, []
+    for p in sorted(folder.iterdir()):
+        if p.suffix == ".txt":
+            why = regular_file_problem(p)
+            if why:
+                special.append((p, why))
+            else:
+                files[p.stem] = p
     if not files:
         raise ValueError(f"PKU-MMD {what} folder {folder} holds no .txt files")
-    return files
+    return files, special
 
 
 # --------------------------------------------------------------------------- read
@@ -204,8 +228,8 @@ def _read(unit: Video) -> list[Sample | Reject]:
     if unit.skeleton is None:
         return [Reject(unit.video, f"label file {unit.labels} has no skeleton file")]
     try:
-        rows, out = parse_labels(Path(unit.labels).read_text(), unit.video, unit.num_classes)
-    except (OSError, ValueError) as e:
+        rows, out = parse_labels(read_bytes(unit.labels).decode(), unit.video, unit.num_classes)
+    except (OSError, ValueError) as e:  # BadInput, UnicodeDecodeError
         return [Reject(unit.video, f"label file unreadable: {one_line(e)}")]
     if not rows:
         return out or [Reject(unit.video, "label file has no rows")]
@@ -218,10 +242,10 @@ def _read(unit: Video) -> list[Sample | Reject]:
     if unlisted:
         return reject_all(f"video {unit.video} is in neither split list of {unlisted[0]}")
     try:
-        skeleton = parse_skeleton(Path(unit.skeleton).read_text())
-    except BadData as e:
+        skeleton = parse_skeleton(read_bytes(unit.skeleton).decode())
+    except BadInput as e:
         return reject_all(f"skeleton: {e}")
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # UnicodeDecodeError
         return reject_all(f"skeleton unreadable: {one_line(e)}")
     others = {b: s for b, s in splits.items() if b != BENCHMARKS[0]}
     for row in rows:
@@ -236,9 +260,10 @@ def _read(unit: Video) -> list[Sample | Reject]:
 
 
 def parse_labels(text: str, video: str, num_classes: int) -> tuple[list[Row], list[Reject]]:
-    """Label file text -> (good rows, Rejects for bad rows). Blank lines are skipped."""
+    """Label file text -> (good rows, Rejects for bad rows). Blank lines are skipped.
+    Raises BadInput for line ends that make the rows ambiguous (see split_lines)."""
     rows, rejects = [], []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -252,44 +277,42 @@ def _parse_row(line: str, n: int, num_classes: int) -> Row:
     fields = [f.strip() for f in line.split(",")]
     if len(fields) != 4:
         raise BadData(f"expected 4 fields label,start,end,confidence, got {len(fields)}")
-    try:
-        label, start, end = (int(f) for f in fields[:3])
-        float(fields[3])
-    except ValueError:
-        raise BadData("non-numeric field") from None
-    if not 1 <= label <= num_classes:
-        raise BadData(f"label {label} outside 1..{num_classes}")
-    if start < 1 or start > end:
+    try:  # strictly: int() and float() would take `1_0`
+        label = parse_int(fields[0], "label", 1, num_classes)
+        start = parse_int(fields[1], "start frame", 1)
+        end = parse_int(fields[2], "end frame", 1)
+        parse_float(fields[3], "confidence")
+    except BadInput as e:
+        raise BadData(str(e)) from None
+    if start > end:
         raise BadData(f"frames {start}..{end}: need 1 <= start <= end")
     return Row(n, label, start, end)
 
 
 def parse_skeleton(text: str) -> np.ndarray:
-    """Skeleton file text -> float32 (F, 150), one row per line; raises BadData. Blank lines
-    at the end are ignored; anywhere else they would shift the frames, so they are errors."""
-    lines = text.splitlines()
+    """Skeleton file text -> float64 (F, 150), one row per line; raises BadInput. Blank
+    lines at the end are ignored; anywhere else they would shift the frames, so they are
+    errors. Values are checked for float32 per segment (`segment`): a NaN in one frame
+    costs only the actions that cover it."""
+    lines = split_lines(text)
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
         raise BadData("empty file")
-    tokens = [line.split() for line in lines]
-    for n, tok in enumerate(tokens, start=1):
-        if len(tok) != VALUES_PER_LINE:
-            raise BadData(f"line {n} has {len(tok)} values, expected {VALUES_PER_LINE}")
-    try:
-        values = np.array(tokens, dtype=np.float64)
+    for n, line in enumerate(lines, start=1):
+        got = len(line.split())
+        if got != VALUES_PER_LINE:
+            raise BadData(f"line {n} has {got} values, expected {VALUES_PER_LINE}")
+    try:  # numpy's reader is strict (no `1_0`) and fast
+        values = np.loadtxt(lines, dtype=np.float64, comments=None, ndmin=2)
     except ValueError:
-        bad = next(n for n, tok in enumerate(tokens, start=1) if not _all_floats(tok))
-        raise BadData(f"line {bad} holds a value that is not a number") from None
-    return values.astype(np.float32)
-
-
-def _all_floats(tokens: list[str]) -> bool:
-    try:
-        [float(t) for t in tokens]
-    except ValueError:
-        return False
-    return True
+        values = None
+    if values is None or values.shape != (len(lines), VALUES_PER_LINE):
+        bad = next((n for n, line in enumerate(lines, start=1)
+                    if not all(is_float(t) for t in line.split())), None)  # fmt: skip
+        where = f"line {bad} holds a value" if bad else "a line holds a separator or value"
+        raise BadData(f"{where} that is not a number")
+    return values
 
 
 def segment(skeleton: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -298,8 +321,10 @@ def segment(skeleton: np.ndarray, start: int, end: int) -> np.ndarray:
     if end > len(skeleton):
         raise BadData(f"frames {start}..{end} run past the skeleton's {len(skeleton)} frames")
     seg = skeleton[start - 1 : end].reshape(end - start + 1, BODIES, JOINTS, COORDS)
-    if not np.isfinite(seg).all():
-        raise BadData(f"frames {start}..{end}: NaN or infinite value")
+    try:
+        seg = finite_float32(seg, f"frames {start}..{end}")
+    except BadInput as e:
+        raise BadData(str(e)) from None
     joints = seg.transpose(1, 0, 2, 3)  # (bodies, frames, joints, xyz)
     present = joints.reshape(BODIES, -1).any(axis=1)
     if not present.any():

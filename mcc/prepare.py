@@ -144,8 +144,11 @@ def run(
             for item in next(results):
                 if isinstance(item, Reject):
                     rejected.append({"sample_id": item.sample_id, "reason": item.reason})
-                else:
-                    writer.add(item)
+                    continue
+                try:  # the writer's own checks (shape, label, finite values) catch what
+                    writer.add(item)  # an importer let through: a reject, not a crash
+                except ValueError as e:
+                    rejected.append({"sample_id": item.sample_id, "reason": one_line(e)})
             bar.update(1)
         name = writer.flush(f"part-{k:05d}.parquet")
         done[k] = {"shards": [name] if name else [], "rejected": rejected}

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mcc.layouts import Layout, layout_from_dict
+from mcc.untrusted import float32_problem
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1
@@ -165,6 +166,9 @@ class ShardWriter:
             )
         if not 0 <= s.label < len(m.classes):
             raise ValueError(f"{s.sample_id}: label {s.label} outside 0..{len(m.classes) - 1}")
+        problem = float32_problem(j)  # the importers reject these; this is the last guard
+        if problem:
+            raise ValueError(f"{s.sample_id}: joints {problem}")
         missing = [b for b, c in self.columns.items() if c != "split" and b not in s.benchmarks]
         if missing:
             raise ValueError(f"{s.sample_id}: no split for benchmark(s) {missing}")

@@ -191,7 +191,7 @@ def test_broken_clips_are_rejected_and_the_good_ones_convert(tmp_path):
     assert sorted(samples) == sorted(p.stem for p in CLIPS[:2])
     assert "not valid JSON" in rejects["truncated"]
     assert "pose: expected 36 numbers, got 34" in rejects["short_pose"]
-    assert "NaN or infinite" in rejects["nan"]
+    assert "non-finite in float32" in rejects["nan"]
     assert rejects["nobody"] == "nobody in any frame"
     assert "not a number" in rejects["text_value"]
     assert "name none of the 400 classes" in rejects["no_class"]

@@ -128,10 +128,10 @@ def test_broken_corpus_becomes_rejects(tmp_path):
     assert sorted(samples) == ["0002-L_0002_A02", "0036-L_0001_A26", "0160-L_0001_A04"]
     assert samples["0002-L_0002_A02"].joints.shape == (2, 20, 25, 3)
     assert "run past the skeleton's 400 frames" in rejects["0036-L_0002_A18"]
-    assert "non-numeric" in rejects["0036-L_0003"]
+    assert "start frame 'x' is not an integer" in rejects["0036-L_0003"]
     assert "label 52 outside 1..51" in rejects["0036-L_0004"]
     assert "start <= end" in rejects["0036-L_0005"]
-    assert "NaN or infinite" in rejects["0160-L_0002_A40"]
+    assert "non-finite in float32" in rejects["0160-L_0002_A40"]
     for sid in ("0312-R_0001_A42", "0312-R_0002_A44"):
         assert rejects[sid] == "skeleton: line 11 has 149 values, expected 150"
     assert "every joint is zero" in rejects["0002-L_0001_A01"]
