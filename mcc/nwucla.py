@@ -15,10 +15,12 @@ label = class index (0-based), subject = sSS. Benchmarks:
 - "xsub" (`split_xsub`): NW-UCLA has no standard cross-subject protocol; we train on subjects
   1-5 and test on 6-10 (754 / 730 clips, 64-98 per class on each side, every view on both).
 
-Bad files become Rejects with a one-line reason: a name off the pattern or an action that is
-not a class, unreadable or invalid JSON, no `skeletons` list, a frame that is not
-20 joints x 3 numbers, a value that is not a number, a non-finite float32 value, no frames or
-no tracked joint in any frame, a `label` or `file_name` disagreeing with the file's name.
+Bad files become Rejects with a one-line reason (files are read through mcc.untrusted, the
+checks the importers share): a FIFO, device or folder named *.json, a file over the size
+limit, a name off the pattern or an action that is not a class, unreadable or invalid JSON,
+no `skeletons` list, a frame that is not 20 joints x 3 numbers, a value that is not a number,
+a value not finite as float32, no frames or no tracked joint in any frame, a `label` or
+`file_name` disagreeing with the file's name.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ import numpy as np
 from mcc.layouts import KINECT20
 from mcc.prepare import NothingConverted, Reject, Source, one_line
 from mcc.shards import Sample
+from mcc.untrusted import (
+    BadInput,
+    float32_problem,
+    not_float32,
+    read_bytes,
+    regular_file_problem,
+)
 
 NUM_JOINTS, COORDS = 20, 3
 # Class k (0-based) is action ACTIONS[k] of the file names.
@@ -56,7 +65,7 @@ XSUB_TRAIN_SUBJECTS = (1, 2, 3, 4, 5)  # our choice (no standard protocol): 6-10
 _NAME = re.compile(r"^a(\d+)_s(\d+)_e(\d+)_v(\d+)$")
 
 
-class BadClip(ValueError):
+class BadClip(BadInput):
     """A one-line reason why a clip cannot be converted."""
 
 
@@ -121,11 +130,14 @@ def source(src: str | Path) -> Source:
     units, rejected, seen = [], [], {}
     for path in files:
         sid = path.stem
-        if sid in seen:
+        why = regular_file_problem(path)  # a FIFO would block the reader, a device never ends
+        if why:
+            rejected.append(Reject(sid, f"{path}: {why}"))
+        elif sid in seen:
             rejected.append(Reject(sid, f"duplicate file {path} (already read {seen[sid]})"))
-            continue
-        seen[sid] = path
-        units.append(Unit(str(path)))
+        else:
+            seen[sid] = path
+            units.append(Unit(str(path)))
     return Source(
         name="nwucla",
         layout=KINECT20,
@@ -155,7 +167,7 @@ def read(unit: Unit) -> list[Sample | Reject]:
     try:
         name = parse_name(sid)
         joints = clip_joints(_load(unit.path), sid, name)
-    except BadClip as e:
+    except BadInput as e:  # BadClip, or read_bytes: not a regular file, too large, unreadable
         return [Reject(sid, str(e))]
     except Exception as e:  # noqa: BLE001 - a worker must report, not crash the import
         return [Reject(sid, f"unexpected {type(e).__name__}: {one_line(e)}")]
@@ -172,17 +184,10 @@ def read(unit: Unit) -> list[Sample | Reject]:
     ]
 
 
-def _no_constant(token: str) -> float:
-    raise BadClip(f"non-finite number {token} in the JSON")
-
-
 def _load(path: str) -> object:
+    data = read_bytes(path)  # BadInput: not a regular file, too large, unreadable
     try:
-        return json.loads(Path(path).read_bytes(), parse_constant=_no_constant)
-    except BadClip:
-        raise
-    except OSError as e:
-        raise BadClip(f"cannot read the file ({e.strerror or e})") from None
+        return json.loads(data)  # NaN / Infinity parse: caught as non-finite values below
     except (ValueError, RecursionError) as e:  # JSONDecodeError, bad UTF-8
         raise BadClip(f"not valid JSON: {one_line(e)}") from None
 
@@ -216,15 +221,14 @@ def clip_joints(d: object, sid: str, name: ClipName) -> np.ndarray:
             ):
                 raise BadClip(f"frame {t}, joint {v}: not a list of {COORDS} numbers")
     try:
-        with np.errstate(over="ignore"):  # 1e39 -> inf in float32, caught just below
-            arr = np.asarray(frames, dtype=np.float64).astype(np.float32)
+        values = np.asarray(frames, dtype=np.float64)
     except OverflowError:  # an integer beyond float64
-        raise BadClip("a coordinate is too large for a float") from None
-    bad = ~np.isfinite(arr).all(axis=2)
-    if bad.any():
-        t, v = np.argwhere(bad)[0]
-        raise BadClip(f"frame {t}, joint {v}: non-finite coordinate in float32 (NaN, inf or "
-                      f"beyond float32's range)")  # fmt: skip
+        raise BadClip("a coordinate is beyond float range") from None
+    problem = float32_problem(values)  # stored as float32: 1e39 would become inf
+    if problem:
+        t, v = np.argwhere(not_float32(values).any(axis=2))[0]
+        raise BadClip(f"frame {t}, joint {v}: {problem}")
+    arr = values.astype(np.float32)
     if not arr.any():
         raise BadClip("no tracked joint in any frame (all zeros)")
     return arr[None]
