@@ -40,7 +40,7 @@ from mcc.models import Classifier, SkeletonEncoder, build_encoder
 from mcc.runs import RunDir
 from mcc.sampling import eval_frames, pad_bodies
 from mcc.shards import Sample, read_manifest
-from mcc.train import _progress, make_optimizer, seed_everything, to_model_layout
+from mcc.train import _progress, _tensorboard, make_optimizer, seed_everything, to_model_layout
 
 FINETUNED = ("finetune", "semi", "transfer")  # protocols that train the encoder and save it
 
@@ -260,6 +260,8 @@ def fit_classifier(
     opt, sched = make_optimizer(params, optim)
     name = "linear" if frozen else "finetune"
     bs = cfg.optim.batch_size
+    # run/tb/ as pretraining writes (mcc.train), when tensorboard is installed (extra `tb`)
+    tb = _tensorboard(run.path) if run is not None else None
     for epoch in range(cfg.optim.epochs):
         rng = np.random.default_rng([cfg.seed, epoch, 1])
         torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -285,15 +287,20 @@ def fit_classifier(
             seen += len(chunk)
         sched.step()
         if run is not None:
-            run.log(
-                {
-                    "epoch": epoch,
-                    "loss": total / max(1, seen),
-                    "train_top1": 100.0 * correct / max(1, seen),
-                    "lr": opt.param_groups[0]["lr"],
-                    "epoch_time_s": round(time.time() - t0, 3),
-                }
-            )
+            last = {
+                "epoch": epoch,
+                "loss": total / max(1, seen),
+                "train_top1": 100.0 * correct / max(1, seen),
+                "lr": opt.param_groups[0]["lr"],
+                "epoch_time_s": round(time.time() - t0, 3),
+            }
+            run.log(last)
+            if tb is not None:
+                for k, v in last.items():
+                    if k != "epoch":
+                        tb.add_scalar(f"{name}/{k}", v, epoch)
+    if tb is not None:
+        tb.close()
     if not frozen and cfg.optim.epochs > 0:  # 0 epochs: the model as it came
         precise_batch_norm(model, train, cfg.frames, bodies, bs)
     return model

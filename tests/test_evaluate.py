@@ -78,6 +78,17 @@ def test_scratch_finetune_runs_and_logs(tiny_data, tmp_path):
     assert len(lines) == 2 and res["checkpoint"] is None
 
 
+def test_finetune_logs_to_tensorboard_like_pretraining(tiny_data, tmp_path):
+    pytest.importorskip("tensorboard")  # the `tb` extra
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    evaluate(_eval_cfg(tiny_data, **{"optim.epochs": "2"}), None, tmp_path / "s", progress=False)
+    events = EventAccumulator(str(tmp_path / "s" / "tb"))
+    events.Reload()
+    assert {"finetune/loss", "finetune/train_top1", "finetune/lr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("finetune/loss")] == [0, 1]
+
+
 def test_checkpoint_of_another_layout_is_refused(tmp_path):
     from mcc.checkpoint import save_checkpoint
     from mcc.layouts import OPENPOSE18
