@@ -39,7 +39,14 @@ import numpy as np
 from mcc.layouts import OPENPOSE18
 from mcc.prepare import Reject, Source, one_line
 from mcc.shards import Sample
-from mcc.untrusted import BadInput, float32_problem, open_regular, read_bytes, regular_file_problem
+from mcc.untrusted import (
+    FLOAT32_MAX,
+    BadInput,
+    float32_problem,
+    open_regular,
+    read_bytes,
+    regular_file_problem,
+)
 
 NUM_JOINTS = 18
 MAX_PEOPLE = 2  # kept per frame (design.md)
@@ -248,8 +255,8 @@ def _header_label(path: Path) -> tuple[object, object]:
         if m:
             return json.loads(m.group(1)), int(m.group(2))
         d = json.loads(read_bytes(path))
-    except BadInput:
-        raise
+    except BadInput as e:  # a special or oversized file: the clip's reject reason
+        raise BadClip(str(e)) from None
     except (OSError, ValueError, RecursionError) as e:
         raise BadClip(f"not valid JSON: {one_line(e)}") from None
     if not isinstance(d, dict) or "label" not in d or "label_index" not in d:
@@ -339,19 +346,21 @@ def _frame_people(skeleton: object, k: int) -> list[np.ndarray]:
     return people[:MAX_PEOPLE]
 
 
+_NUMBER_TYPES = frozenset((int, float))  # exact types: not bool, not str
+
+
 def _numbers(values: object, n: int, where: str) -> np.ndarray:
     """A JSON list of n finite numbers -> float64 (n,); raises BadClip."""
     if not isinstance(values, list) or len(values) != n:
         got = f"{len(values)} values" if isinstance(values, list) else type(values).__name__
         raise BadClip(f"{where}: expected {n} numbers, got {got}")
     # Strict: numpy would quietly turn "0.5" or True into numbers.
-    if not all(type(v) in (int, float) for v in values):
+    if not _NUMBER_TYPES.issuperset(map(type, values)):
         raise BadClip(f"{where}: holds a value that is not a number")
     try:
         arr = np.asarray(values, dtype=np.float64)
     except OverflowError:  # an integer beyond float64
         raise BadClip(f"{where}: a number beyond float range") from None
-    problem = float32_problem(arr)  # stored as float32: 1e39 would become inf
-    if problem:
-        raise BadClip(f"{where}: {problem}")
+    if not np.abs(arr).max() <= FLOAT32_MAX:  # stored as float32: 1e39 would become inf
+        raise BadClip(f"{where}: {float32_problem(arr)}")
     return arr

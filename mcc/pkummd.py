@@ -299,20 +299,24 @@ def parse_skeleton(text: str) -> np.ndarray:
         lines.pop()
     if not lines:
         raise BadData("empty file")
-    for n, line in enumerate(lines, start=1):
-        got = len(line.split())
-        if got != VALUES_PER_LINE:
-            raise BadData(f"line {n} has {got} values, expected {VALUES_PER_LINE}")
     try:  # numpy's reader is strict (no `1_0`) and fast
         values = np.loadtxt(lines, dtype=np.float64, comments=None, ndmin=2)
     except ValueError:
         values = None
     if values is None or values.shape != (len(lines), VALUES_PER_LINE):
-        bad = next((n for n, line in enumerate(lines, start=1)
-                    if not all(is_float(t) for t in line.split())), None)  # fmt: skip
-        where = f"line {bad} holds a value" if bad else "a line holds a separator or value"
-        raise BadData(f"{where} that is not a number")
+        raise BadData(_bad_line(lines))  # slow path, errors only
     return values
+
+
+def _bad_line(lines: list[str]) -> str:
+    """Why np.loadtxt refused a skeleton file."""
+    for n, line in enumerate(lines, start=1):
+        tokens = line.split()
+        if len(tokens) != VALUES_PER_LINE:
+            return f"line {n} has {len(tokens)} values, expected {VALUES_PER_LINE}"
+        if not all(is_float(t) for t in tokens):
+            return f"line {n} holds a value that is not a number"
+    return "a line holds a separator or value that is not a number"
 
 
 def segment(skeleton: np.ndarray, start: int, end: int) -> np.ndarray:

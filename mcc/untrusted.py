@@ -79,15 +79,16 @@ def open_regular(path: str | Path, limit: int | None = MAX_FILE_BYTES) -> Binary
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise BadInput(f"cannot read the file ({e.strerror or e})") from None
-    f = os.fdopen(fd, "rb")
     st = os.fstat(fd)
+    problem = None
     if not stat.S_ISREG(st.st_mode):
-        f.close()
-        raise BadInput(f"{file_kind(st.st_mode)}, not a regular file: skipped")
-    if limit is not None and st.st_size > limit:
-        f.close()
-        raise BadInput(f"file of {st.st_size / 2**20:.0f} MB, over the {_mb(limit)} limit")
-    return f
+        problem = f"{file_kind(st.st_mode)}, not a regular file: skipped"
+    elif limit is not None and st.st_size > limit:
+        problem = f"file of {st.st_size / 2**20:.0f} MB, over the {_mb(limit)} limit"
+    if problem:
+        os.close(fd)
+        raise BadInput(problem)
+    return os.fdopen(fd, "rb")
 
 
 def read_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -166,8 +167,7 @@ def not_float32(values: np.ndarray) -> np.ndarray:
     a = np.asarray(values)
     if a.dtype.kind in "biu":
         return np.abs(a.astype(np.float64)) > FLOAT32_MAX
-    with np.errstate(invalid="ignore"):
-        return ~(np.abs(a) <= FLOAT32_MAX)  # NaN compares False
+    return ~(np.abs(a) <= FLOAT32_MAX)  # NaN compares False
 
 
 def float32_problem(values: np.ndarray) -> str | None:
