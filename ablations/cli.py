@@ -99,6 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a Ctrl-C outside Tune's loop (an evaluation), or a second one
+        return interrupted()
+
+
+def interrupted() -> int:
+    from ablations.run import CONTINUE, INTERRUPTED
+
+    print(f"\ninterrupted; {CONTINUE}", file=sys.stderr, flush=True)
+    return INTERRUPTED
 
 
 def get_preset(name: str):
@@ -279,6 +288,8 @@ def cmd_run(args, argv: list[str]) -> int:
     )
     if rc == 2:
         return 2
+    if rc == 130:  # no report either: it would be rendered from half a table
+        return interrupted()
     from ablations.report import write_report
 
     md, html = write_report(out, out / "report")

@@ -23,6 +23,13 @@ from mcc.config import ConfigError
 from mcc.shards import MANIFEST, read_manifest
 
 META = "ablations.json"
+INTERRUPTED = 130  # the shell's status for a Ctrl-C (tune/sweep.py returns it too)
+# What is true after an interruption: both stages cache by files (see the docstring).
+CONTINUE = (
+    "run the same command again to continue: finished pretraining cells and evaluations "
+    "are kept, a cut-off pretraining cell resumes from its last epoch's checkpoint and a "
+    "cut-off evaluation starts over"
+)
 DEFAULT_DATA = "data/synthetic"
 
 
@@ -280,7 +287,8 @@ def run_plans(
     cpus_per_worker: float = 1,
     progress: bool = True,
 ) -> int:
-    """Pretrain, then evaluate, every plan. 0: every cell has a result; 1: some failed."""
+    """Pretrain, then evaluate, every plan. 0: every cell has a result; 1: some failed;
+    2: bad input; 130: the pretraining grid was interrupted (Ctrl-C), nothing more ran."""
     t0 = time.time()
     failed = 0
     for plan in plans:
@@ -293,8 +301,8 @@ def run_plans(
             workers_per_trial=workers_per_trial,
             cpus_per_worker=cpus_per_worker,
         )
-        if rc == 2:
-            return 2
+        if rc in (2, INTERRUPTED):  # Tune caught a Ctrl-C and returned: no further stage
+            return rc
     for plan in plans:
         ran, cached, bad = evaluation_stage(plan, out, progress)
         print(

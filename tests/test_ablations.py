@@ -385,6 +385,82 @@ def test_a_folder_of_another_preset_is_refused(tiny_data, tmp_path, capsys):
     assert "choose another --out" in capsys.readouterr().err
 
 
+# ---- Ctrl-C ----------------------------------------------------------------------------------
+
+
+def _interrupt_by_returning_130(argv):  # Tune caught the Ctrl-C; tune/sweep.py returns 130
+    return 130
+
+
+def _interrupt_by_raising(argv):  # a Ctrl-C outside Tune's loop, or a second one
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("grid", [_interrupt_by_returning_130, _interrupt_by_raising])
+def test_ctrl_c_in_pretraining_stops_the_run(tiny_data, tmp_path, monkeypatch, capsys, grid):
+    import mcc.evaluate
+    import tune.sweep
+
+    def no_evaluation(*a, **kw):
+        raise AssertionError("an evaluation ran after the Ctrl-C")
+
+    monkeypatch.setattr(tune.sweep, "run_grid", grid)
+    monkeypatch.setattr(mcc.evaluate, "evaluate", no_evaluation)
+    out = tmp_path / "out"
+    args = ["run", "table3", "--preset", "smoke", "--data", tiny_data, "--out", str(out)]
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; run the same command again to continue" in err
+    assert "--resume" not in err and "Traceback" not in err
+    assert not (out / "report").exists()  # no report of half a table
+
+
+def test_ctrl_c_in_an_evaluation_stops_the_run(tiny_data, tmp_path, monkeypatch, capsys):
+    import mcc.evaluate
+    import tune.sweep
+
+    calls = []
+
+    def interrupted_evaluation(*a, **kw):
+        calls.append(a)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.sweep, "run_grid", lambda argv: 0)
+    monkeypatch.setattr(mcc.evaluate, "evaluate", interrupted_evaluation)
+    args = ["run", "table3", "--preset", "smoke", "--data", tiny_data, "--out", str(tmp_path)]
+    assert cli.main(args) == 130
+    assert len(calls) == 1  # the next evaluations did not start
+    assert "interrupted; run the same command again" in capsys.readouterr().err
+
+
+def test_a_second_ctrl_c_while_exiting_prints_no_traceback(tiny_data, tmp_path):
+    """`python -m ablations run` after a Ctrl-C: a second one during the interpreter's exit
+    (Ray's atexit shutdown) ends the process with 130, without a traceback."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, os, runpy, signal, sys, time\n"
+        "import tune.sweep\n"
+        "def grid(argv):\n"
+        "    raise KeyboardInterrupt\n"
+        "tune.sweep.run_grid = grid\n"
+        "def second_ctrl_c():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "atexit.register(second_ctrl_c)\n"
+        f"sys.argv = ['ablations', 'run', 'table3', '--preset', 'smoke', '--data', "
+        f"{tiny_data!r}, '--out', {str(tmp_path)!r}]\n"
+        "runpy.run_module('ablations', run_name='__main__')\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "interrupted; run the same command again" in proc.stderr
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+
+
 def test_list_shows_tables_rows_and_costs(capsys):
     assert cli.main(["list"]) == 0
     text = capsys.readouterr().out

@@ -247,7 +247,8 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
     args = argparse.Namespace(workers_per_trial=1, cpus_per_worker=1, max_concurrent=None,
                               test_eval=None, trials=2, resume=False, seed=0)  # fmt: skip
     base = PretrainConfig()
-    with pytest.raises(sweep.Interrupted, match="1 trial.s. unfinished.*--resume"):
+    # a grid continues by rerunning (its cells are cached), not with --resume
+    with pytest.raises(sweep.Interrupted, match="1 trial.s. unfinished.*same command again"):
         search.run_search(args, base, {}, cells, tmp_path)
     table = pd.read_csv(tmp_path / "results.csv")
     assert list(table["trial"]) == [cell_name(cells[0])] and table["val_knn_top1"][0] == 30.0

@@ -22,7 +22,7 @@ from mcc import presets
 from mcc.config import PretrainConfig, to_dict
 from tune.cluster import TRIAL_DRIVER
 from tune.space import Param, to_tune
-from tune.sweep import METRIC, Interrupted, cell_name, run_trial, trial_config
+from tune.sweep import METRIC, Interrupted, cell_name, continue_hint, run_trial, trial_config
 
 STUDY = "mcc-sweep"
 
@@ -143,7 +143,7 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
     table.to_parquet(out / "results.parquet", index=False)
     write_summary(table, space, base, out, cells is None, interrupted, unfinished)
     if interrupted:
-        raise Interrupted(unfinished, out)
+        raise Interrupted(unfinished, out, grid=cells is not None)
     return table
 
 
@@ -282,8 +282,8 @@ def write_summary(table, space, base, out: Path, search: bool, interrupted: bool
     lines = [f"# MCC sweep ({time.strftime('%Y-%m-%d %H:%M')})", ""]
     if interrupted:
         lines += [f"**Interrupted**: {unfinished or 'some'} trial(s) unfinished, shown as "
-                  f"stopped early if they started; the test split was not scored. Run the "
-                  f"same command with `--resume` to continue.", ""]  # fmt: skip
+                  f"stopped early if they started; the test split was not scored. "
+                  f"{continue_hint(not search).capitalize()}.", ""]  # fmt: skip
     lines += [f"Objective: `{METRIC}` (kNN top-1 % on the validation split, "
               f"{base.data.val_fraction:.0%} of each training class), maximised.", ""]  # fmt: skip
     if space:

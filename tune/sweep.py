@@ -54,14 +54,20 @@ DEFAULT_SEARCH = ["loss.triplet", "loss.nce", "loss.interp", "loss.tau"]
 class Interrupted(Exception):
     """The search was interrupted (a Ctrl-C, after which Tune returns normally; see
     tune/search.py: fit): the table and summary of what ran are written, the test split is
-    not scored, and the same command with `--resume` continues."""
+    not scored, and the same command with `--resume` continues; a grid (--grid, --cells)
+    continues by running the same command again (finished cells are cached)."""
 
-    def __init__(self, unfinished: int, out: Path) -> None:
+    def __init__(self, unfinished: int, out: Path, grid: bool = False) -> None:
         what = f"interrupted with {unfinished} trial(s) unfinished" if unfinished else (
             "interrupted")  # fmt: skip
-        super().__init__(f"{what}; the table so far is in {out}; run the same command with "
-                         f"--resume to continue")  # fmt: skip
+        super().__init__(f"{what}; the table so far is in {out}; {continue_hint(grid)}")
         self.unfinished = unfinished
+
+
+def continue_hint(grid: bool) -> str:
+    if grid:  # finished cells are cached; a cut-off cell resumes its own Train run
+        return "run the same command again to continue (finished cells are kept)"
+    return "run the same command with --resume to continue"
 
 
 def cell_name(params: dict) -> str:
@@ -185,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{e}", file=sys.stderr)
         return 130  # the shell's code for a Ctrl-C
     except KeyboardInterrupt:  # outside Tune's loop: test scoring, a confirmation's scoring
-        print("\ninterrupted; run the same command with --resume to continue",
-              file=sys.stderr)  # fmt: skip
+        print(f"\ninterrupted; {continue_hint(bool(args.grid or args.cells))}", file=sys.stderr)
         return 130
 
 
