@@ -54,8 +54,15 @@ def _number_train_rows(table: pa.Table, index: dict[str, int]) -> pa.Table:
     return out.append_column("index", pa.array(pos[keep]))
 
 
+def quiet_executions() -> None:
+    """No "Starting execution of Dataset ... / Execution plan ..." lines on the console (two
+    per epoch; they stay in Ray Data's log files): the sweep prints its own (tune/progress.py)."""
+    ray.data.DataContext.get_current().print_on_execution_start = False
+
+
 def read_train(cfg: PretrainConfig) -> tuple[ray.data.Dataset, int]:
     """The pretraining split as a materialized dataset with an `index` column; its size."""
+    quiet_executions()
     ids = train_ids(cfg.data)
     index = {s: i for i, s in enumerate(ids)}
     ds = (
@@ -116,6 +123,7 @@ def epoch_batches(
     data_cpus: float = 1.0,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch of batches for worker `rank`, sampled by Ray Data tasks."""
+    quiet_executions()
     plan = epoch_plan(num_samples, cfg, epoch, world_size)[rank]
     position = np.full(num_samples, -1, dtype=np.int64)
     position[plan] = np.arange(len(plan))

@@ -21,6 +21,7 @@ from ray import tune
 from mcc import presets
 from mcc.config import PretrainConfig, to_dict
 from tune.cluster import TRIAL_DRIVER
+from tune.progress import EpochLines
 from tune.space import Param, to_tune
 from tune.sweep import METRIC, Interrupted, cell_name, continue_hint, run_trial, trial_config
 
@@ -60,7 +61,10 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
     # A grid is resumed cell by cell (cache + each cell's own Train run), so each invocation
     # is a fresh Tune experiment over the cells still to run.
     name = "sweep" if cells is None else f"grid-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_config = tune.RunConfig(name=name, storage_path=str(out / "tune"), verbose=1)
+    # Tune's status table off; one line per trial per epoch instead (tune/progress.py)
+    progress = EpochLines(METRIC, base.optim.epochs)
+    run_config = tune.RunConfig(name=name, storage_path=str(out / "tune"), verbose=0,
+                                callbacks=[progress])  # fmt: skip
     cached: list[dict] = []
     restored = False
     if cells is not None:

@@ -122,6 +122,8 @@ def run_pretraining(
             "bn_mode": bn_mode,
             "threads": threads or cfg.threads or max(1, int(cpus_per_worker)),
             "fault": fault,
+            # Under Tune (callbacks given) tune/progress.py prints the epochs in the driver
+            "epoch_lines": not callbacks,
             "objective": objective,
             "eval_overrides": eval_overrides,
             "storage": [storage, name],
@@ -138,6 +140,9 @@ def run_pretraining(
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
+            # Train's INFO lines ("Reporting training result ...", two long ones per epoch)
+            # stay in its log files; the console gets warnings and our epoch lines
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
     )
     result = trainer.fit()

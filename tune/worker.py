@@ -31,6 +31,7 @@ from mcc.config import PretrainConfig, from_dict
 from mcc.layouts import layout_from_dict
 from mcc.train import (
     build_training,
+    epoch_line,
     pretrain_batches,
     restore_training,
     run_epoch,
@@ -155,7 +156,7 @@ def train_loop(config: dict) -> None:
     """Ray Train `train_loop_per_worker`. config: cfg (PretrainConfig as a dict), layout,
     bodies, raw (the materialized dataset), num_samples, storage ([path, run name]),
     sampling ('ray-data' | 'worker'), data_cpus, bn_mode, threads, objective ('val_knn' or
-    None), eval_overrides, fault (tests only)."""
+    None), eval_overrides, epoch_lines (print one line per epoch), fault (tests only)."""
     cfg = from_dict(PretrainConfig, config["cfg"])
     layout = layout_from_dict(config["layout"])
     bodies = config["bodies"]
@@ -227,6 +228,8 @@ def train_loop(config: dict) -> None:
         if objective is not None:
             metrics["val_knn_top1"] = objective(model.encoder)
         history.append(metrics)
+        if rank == 0 and config.get("epoch_lines"):  # a sweep's trials print through Tune
+            print(epoch_line(metrics, cfg.optim.epochs), flush=True)
         with tempfile.TemporaryDirectory() as d:
             checkpoint = None
             if rank == 0:
