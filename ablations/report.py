@@ -4,8 +4,9 @@ Reads a `python -m ablations run` folder: ablations.json (preset, datasets, hard
 tables/TABLE.json (which runs make which cell), each evaluation's result.json and
 metrics.jsonl, and the grid's cells/NAME.json and trials/NAME/metrics.jsonl; for Figs. 4-6
 (ablations/figures.py), Table 1's model checkpoints and the evaluated dataset's test split. Writes
-report.md and one self-contained report.html (inline SVG, no external files), plus the
-figures as .svg files beside report.md.
+report.md and one self-contained report.html (inline SVG drawn with matplotlib, no
+external files), plus the figures as .svg files beside report.md. Without matplotlib (the
+`report` extra) the tables are written and the figures are listed as not done.
 
 Each table keeps the paper's layout (its rows; a column per backbone): our mean ± sample
 standard deviation over seeds, the difference to the table's "w/o pre-training" row, and the
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from ablations import charts
 from ablations.cells import Plan
 from ablations.figures import model_figures
 from ablations.specs import BACKBONE_NAMES, PAPER_COLUMN_OF, TABLES, Table
-from ablations.svg import bar_chart, line_chart
 
 MISSING = "—"
 NOT_RESOLVED = "not resolved"
@@ -227,6 +228,8 @@ def table_notes(table: Table, plan: Plan, runs: Path) -> list[str]:
 
 def figures(table: Table, plan: Plan, runs: Path, stats: dict) -> list[tuple[str, str]]:
     out = []
+    if not charts.available():
+        return out
     groups, values = [], {}
     series = [BACKBONE_NAMES.get(b, b) for b in plan.backbones]
     for label in table.labels():
@@ -238,12 +241,9 @@ def figures(table: Table, plan: Plan, runs: Path, stats: dict) -> list[tuple[str
             for b, s in zip(plan.backbones, series):
                 st = stats.get((label, col, b))
                 values[(g, s)] = (st.mean, st.std) if st and st.n else None
-    out.append(
-        (
-            f"{table.name}-top1",
-            bar_chart(f"{table.name}: ours, mean ± std over seeds", groups, series, values),
-        )
-    )
+    stem = f"{table.name}-top1"
+    title = f"{table.name}: ours, mean ± std over seeds"
+    out.append((stem, charts.bar_chart(title, groups, series, values, stem)))
     pre_lines, ft_lines = [], []
     seen = set()
     for c in plan.cells:
@@ -256,20 +256,12 @@ def figures(table: Table, plan: Plan, runs: Path, stats: dict) -> list[tuple[str
         if c.evaluation.dir not in seen:
             seen.add(c.evaluation.dir)
             ft_lines += curve(label, runs / c.evaluation.dir / "metrics.jsonl")
-    if pre_lines:
-        out.append(
-            (
-                f"{table.name}-pretrain-loss",
-                line_chart(f"{table.name}: pretraining loss (one line per seed)", pre_lines),
-            )
-        )
-    if ft_lines:
-        out.append(
-            (
-                f"{table.name}-finetune-loss",
-                line_chart(f"{table.name}: downstream training loss (one line per seed)", ft_lines),
-            )
-        )
+    for lines, stem, what in ((pre_lines, "pretrain-loss", "pretraining loss"),
+                              (ft_lines, "finetune-loss", "downstream training loss")):  # fmt: skip
+        if lines:
+            stem = f"{table.name}-{stem}"
+            title = f"{table.name}: {what} per epoch (a colour per row, shared by its seeds)"
+            out.append((stem, charts.line_chart(title, lines, stem)))
     return out
 
 
@@ -385,6 +377,8 @@ def build(runs: Path) -> tuple[dict, list[str], list[Rendered], list[str]]:
     meta, plans = load(runs)
     rendered = [render(TABLES[name], plans[name], runs) for name in TABLES if name in plans]
     not_done = [f"{name} ({t.title}): not run" for name, t in TABLES.items() if name not in plans]
+    if rendered and not charts.available():
+        not_done.append(f"Charts (bars, loss curves): {charts.MISSING_EXTRA}")
     backbones = {b for p in plans.values() for b in p.backbones}
     if "agcn" in backbones:
         not_done.append(
@@ -483,7 +477,8 @@ th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 td.nr {{ color: #888; font-style: italic; }}
 td.na {{ color: #aaa; }}
-figure {{ display: inline-block; margin: 0.5em; }}
+figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
+figure svg {{ max-width: 100%; height: auto; }}
 </style></head>
 <body>
 {body}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ablations import cli, figures, run
+from ablations import charts, cli, figures, run
 from ablations.cells import Dataset, Plan, available_backbones, expand, placeholder_datasets
 from ablations.presets import PAPER, PRESETS, SMALL, SMOKE
 from ablations.report import MISSING, NOT_RESOLVED, write_report
@@ -255,8 +255,10 @@ def test_report_on_a_hand_made_results_folder(tmp_path):
     p.feed(html)
     assert p.tags.count("svg") >= 3  # bars, pretraining and fine-tuning loss curves
     for tag, k, v in p.attrs:  # self-contained: nothing is fetched
-        assert k not in ("src", "href") or v.startswith(("#", "data:")), (tag, k, v)
-    assert "<script" not in html and "<link" not in html
+        if k in ("src", "href") or k.endswith(":href"):  # matplotlib's <use xlink:href="#m..">
+            assert v.startswith(("#", "data:")), (tag, k, v)
+    assert "<script" not in html and "<link" not in html and "url(http" not in html
+    assert "<?xml" not in html and "<!DOCTYPE svg" not in html  # inline <svg> elements only
     for svg in re.findall(r"<svg.*?</svg>", html, flags=re.S):
         ET.fromstring(svg)  # well-formed
     assert "86.0 ± 1.0" in html and "Test CPU 9000" in html
@@ -283,9 +285,12 @@ def test_report_draws_figures_4_to_6_from_table1_models(tiny_data, tmp_path):
     md_path, html_path = write_report(root, tmp_path / "report")
     for stem in ("fig4-interpolation", "fig5-joint-response"):
         svg = ET.fromstring((tmp_path / "report" / f"{stem}.svg").read_text())
-        assert len(svg.findall(".//{http://www.w3.org/2000/svg}line")) > 20  # skeleton bones
+        assert len(svg.findall(".//{http://www.w3.org/2000/svg}path")) > 20  # skeleton bones
+    fig4 = (tmp_path / "report" / "fig4-interpolation.svg").read_text()
+    assert "of the true ones" in fig4 and "truth (solid) and decoded (dashed)" in fig4
     tsne_svg = (tmp_path / "report" / "fig6-tsne.svg").read_text()
-    assert tsne_svg.count("<circle") >= 2 * 16  # both panels: every test sample (16) drawn
+    assert tsne_svg.count("<use ") >= 2 * 16  # both panels: every test sample (16) drawn
+    assert tsne_svg.count("trustworthiness 0.") == 2
     assert "Fig. " not in md_path.read_text().split("## Not done")[1]
     assert html_path.read_text().count("<svg") >= 6
 
@@ -293,12 +298,65 @@ def test_report_draws_figures_4_to_6_from_table1_models(tiny_data, tmp_path):
 def test_tsne_keeps_separated_clusters_apart():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 0.1, (20, 8)), rng.normal(3, 0.1, (20, 8))])
-    y = figures.tsne(x, perplexity=10, iters=300)
+    y, trust = figures.tsne(x, perplexity=10)
     a, b = y[:20], y[20:]
     gap = np.linalg.norm(a.mean(0) - b.mean(0))
     assert gap > 3 * max(a.std(0).max(), b.std(0).max())
+    assert 0.5 < trust <= 1.0
     with pytest.raises(ValueError, match="at least 3 points"):
         figures.tsne(x[:2])
+
+
+def test_tsne_scale_is_set_by_the_bulk_not_an_outlier():
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([rng.normal(0, 1, (200, 2)), [[400.0, -300.0]]])
+    lims, out = charts.robust_limits(xy)
+    (x0, x1), (y0, y1) = lims
+    assert x1 - x0 < 12 and y1 - y0 < 12 and x1 - x0 == pytest.approx(y1 - y0)  # square
+    assert out.tolist() == [False] * 200 + [True]  # only the outlier is off the axes
+    svg = charts.tsne_panels("t", [("a", xy, np.arange(201) % 3)], ["x", "y", "z"], "t")
+    assert "1 outlying point(s) on the border" in svg
+    # two real clusters both stay in view
+    two = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(30, 1, (40, 2))])
+    assert not charts.robust_limits(two)[1].any()
+
+
+@pytest.mark.parametrize("n", [1, 8, 9, 12, 20, 21, 40])
+def test_more_than_8_series_get_distinct_colours(n):
+    assert len(set(charts.colours(n))) == n
+
+
+def test_charts_legend_every_series_in_its_own_colour():
+    names = [f"row {i} with a long name, L_triplet + L_NCE + L_Itep" for i in range(12)]
+    lines = [(name, [1, 2, 3], [3.0 - i * 0.1, 2.0, 1.0]) for i, name in enumerate(names)]
+    svg = charts.line_chart("losses", lines, "t").lower()
+    for c in charts.colours(12):
+        assert f"stroke: {c.lower()}" in svg
+    for name in names:  # every legend entry is drawn whole (text, not clipped glyphs)
+        assert name.lower() in svg
+    groups = [f"group {i}" for i in range(3)]
+    series = [f"backbone {i}" for i in range(10)]
+    values = {(g, s): (50.0, 1.0) for g in groups for s in series}
+    values[("group 1", "backbone 3")] = None
+    bars = charts.bar_chart("bars", groups, series, values, "b").lower()
+    assert all(f"fill: {c.lower()}" in bars for c in charts.colours(10))
+    assert "missing" in bars
+
+
+def test_a_one_epoch_loss_chart_is_a_dot_per_run():
+    one = charts.line_chart("l", [("a", [1], [2.0]), ("b", [1], [3.0])], "one")
+    assert "a single epoch has no curve" in one
+    two = charts.line_chart("l", [("a", [1, 2], [2.0, 1.0])], "two")
+    assert "a single epoch has no curve" not in two
+
+
+def test_report_without_matplotlib_keeps_its_tables(tmp_path, monkeypatch):
+    monkeypatch.setattr(charts, "available", lambda: False)
+    md_path, html_path = write_report(hand_made_runs(tmp_path / "runs"), tmp_path / "report")
+    md = md_path.read_text()
+    assert md_tables(md)[0][1][1] == "81.0 ± 1.0"
+    assert "<svg" not in html_path.read_text()
+    assert "pip install 'mcc[report]'" in md.split("## Not done")[1]
 
 
 def test_report_of_an_empty_or_missing_folder_is_refused(tmp_path, capsys):
