@@ -32,8 +32,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mcc.checkpoint import CheckpointError, load_checkpoint, load_module, save_checkpoint
-from mcc.config import ConfigError, EvalConfig, ModelConfig, PretrainConfig, from_dict, to_dict
+from mcc.checkpoint import (
+    CheckpointError,
+    check_state_dict,
+    config_of,
+    load_checkpoint,
+    load_module,
+    save_checkpoint,
+)
+from mcc.config import ConfigError, EvalConfig, ModelConfig, PretrainConfig, to_dict
 from mcc.data import load_splits, per_class_subset
 from mcc.layouts import Layout, layout_from_dict
 from mcc.models import Classifier, SkeletonEncoder, build_encoder
@@ -57,11 +64,15 @@ def encoder_of(state: dict) -> tuple[SkeletonEncoder, ModelConfig]:
     pretraining run's online encoder (MCC or a comparison pretext), or a fine-tuned
     classifier's encoder (kind `finetune`, written by the fine-tuning protocols)."""
     cls = EvalConfig if state["kind"] == "finetune" else PretrainConfig
-    model_cfg = from_dict(cls, state["config"]).model
-    encoder = build_encoder(model_cfg, layout_from_dict(state["layout"]))
+    model_cfg = config_of(state, cls).model
+    layout = layout_from_dict(state["layout"])
     prefix = "encoder."
     sub = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    load_module(encoder, sub, f"encoder of {state['path']}")
+    what = f"encoder of {state['path']}"
+    with torch.device("meta"):  # shapes only: a crafted config cannot make us allocate
+        check_state_dict(build_encoder(model_cfg, layout), sub, what)
+    encoder = build_encoder(model_cfg, layout)
+    load_module(encoder, sub, what)
     return encoder, model_cfg
 
 

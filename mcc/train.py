@@ -23,8 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from mcc.checkpoint import CheckpointError, load_checkpoint, load_module, save_checkpoint
-from mcc.config import ConfigError, OptimConfig, PretrainConfig, from_dict, to_dict
+from mcc.checkpoint import (
+    CheckpointError,
+    check_training_state,
+    config_of,
+    load_checkpoint,
+    load_module,
+    save_checkpoint,
+)
+from mcc.config import ConfigError, OptimConfig, PretrainConfig, to_dict
 from mcc.data import load_splits
 from mcc.losses import info_nce, interpolation_loss, total_loss, triplet_loss
 from mcc.model import MCC
@@ -332,10 +339,11 @@ def training_state(cfg: PretrainConfig, layout, bodies: int, epoch: int, model, 
 
 def restore_training(state: dict, cfg: PretrainConfig, model, opt, sched, source: str) -> int:
     """Load a `training_state` into fresh parts; returns the first epoch still to run."""
-    if from_dict(PretrainConfig, state["config"]) != cfg:
+    if config_of(state, PretrainConfig) != cfg:
         raise CheckpointError(
             f"{source} was written with another config; resume with the same --set values"
         )
+    check_training_state(state, opt, sched, cfg.optim.epochs, source)
     load_module(model, state["model"], f"checkpoint {source}")
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])

@@ -82,7 +82,7 @@ def open_regular(path: str | Path, limit: int | None = MAX_FILE_BYTES) -> Binary
     st = os.fstat(fd)
     problem = None
     if not stat.S_ISREG(st.st_mode):
-        problem = f"{file_kind(st.st_mode)}, not a regular file: skipped"
+        problem = f"{file_kind(st.st_mode)}, not a regular file"
     elif limit is not None and st.st_size > limit:
         problem = f"file of {st.st_size / 2**20:.0f} MB, over the {_mb(limit)} limit"
     if problem:
