@@ -64,9 +64,9 @@ def cmd_prepare(args) -> int:
     t0 = time.time()
     strict_failures = []
     if args.source == "synthetic":
-        from mcc.synthetic import SyntheticConfig, generate
+        from mcc.synthetic import generate, synthetic_config
 
-        cfg = apply_overrides(SyntheticConfig(), parse_set_args(args.set))
+        cfg = synthetic_config(parse_set_args(args.set))
         m = generate(args.out, cfg, progress=not args.no_progress)
     elif args.source == "npz":
         from mcc.npz import import_npz

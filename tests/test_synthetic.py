@@ -1,7 +1,20 @@
-import numpy as np
+import dataclasses
 
+import numpy as np
+import pytest
+
+from mcc.config import ConfigError
 from mcc.shards import load_samples, read_manifest
-from mcc.synthetic import LOOPS, SyntheticConfig, _angles, class_name, class_patterns, generate
+from mcc.synthetic import (
+    LOOPS,
+    VARIANTS,
+    SyntheticConfig,
+    _angles,
+    class_name,
+    class_patterns,
+    generate,
+    synthetic_config,
+)
 
 
 def test_classes_differ_in_relative_tempo_then_in_any_two_loops():
@@ -39,12 +52,11 @@ def test_direction_changes_the_order_of_poses_not_the_poses():
 
 
 def test_generator_is_deterministic_and_varied(tmp_path):
-    cfg = SyntheticConfig(num_classes=3, train_per_class=10, test_per_class=3, seed=5)
+    cfg = synthetic_config({"variant": "static-cues", "num_classes": 3, "train_per_class": 10,
+                            "test_per_class": 3, "seed": 5})  # fmt: skip
     generate(tmp_path / "a", cfg)
     generate(tmp_path / "b", cfg)
-    generate(
-        tmp_path / "c", SyntheticConfig(num_classes=3, train_per_class=10, test_per_class=3, seed=6)
-    )
+    generate(tmp_path / "c", dataclasses.replace(cfg, seed=6))
     a, b, c = (load_samples(tmp_path / x) for x in "abc")
     assert all(np.array_equal(x.joints, y.joints) for x, y in zip(a, b))
     assert not np.array_equal(a[0].joints, c[0].joints)
@@ -71,3 +83,26 @@ def test_partner_second_person_performs_while_idle_one_sways(tmp_path):
         return float(np.mean([s.joints[1][:, [6, 10]].std(axis=0).mean() for s in samples]))
 
     assert second_person_motion(True) > 2 * second_person_motion(False)
+
+
+def test_default_is_the_motion_variant_and_static_cues_restores_the_old_nuisances(tmp_path):
+    """The embedded default holds no constant per-sequence nuisance that `center` leaves in:
+    one body, one camera, no second person, one loop shape; every subject still splits."""
+    assert synthetic_config() == SyntheticConfig()
+    cfg = synthetic_config({"num_classes": 2, "train_per_class": 6, "test_per_class": 2})
+    generate(tmp_path / "m", cfg)
+    samples = load_samples(tmp_path / "m")
+    assert {s.joints.shape[0] for s in samples} == {1}
+    assert min(s.num_frames for s in samples) >= 64  # a clip at speed 2 fits
+    # one body and one camera: the rest pose (first frame, before any motion) is the same
+    # for every sample up to sway and sensor noise, wherever the sample stands
+    first = np.stack([s.joints[0, 0] - s.joints[0, 0, 0] for s in samples])
+    assert np.abs(first - first.mean(axis=0)).max() < 0.15
+    static = synthetic_config({"variant": "static-cues", "second_person": 0.5})
+    assert static.variant == "static-cues" and static.second_person == 0.5
+    assert all(getattr(static, k) == v for k, v in VARIANTS["static-cues"].items()
+               if k != "second_person")  # fmt: skip
+    with pytest.raises(ConfigError, match="variant='nope'"):
+        synthetic_config({"variant": "nope"})
+    with pytest.raises(ConfigError, match="unknown config key"):
+        synthetic_config({"variant": "static-cues", "colour": "red"})
