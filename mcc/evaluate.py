@@ -40,7 +40,7 @@ from mcc.checkpoint import (
     load_module,
     save_checkpoint,
 )
-from mcc.config import ConfigError, EvalConfig, ModelConfig, PretrainConfig, to_dict
+from mcc.config import ConfigError, DataConfig, EvalConfig, ModelConfig, PretrainConfig, to_dict
 from mcc.data import load_splits, per_class_subset
 from mcc.layouts import Layout, layout_from_dict
 from mcc.models import Classifier, SkeletonEncoder, build_encoder
@@ -114,6 +114,18 @@ def check_backbone(asked: ModelConfig, trained: ModelConfig, checkpoint) -> None
                 f"checkpoint {checkpoint} holds a model.{key}={t!r} encoder, but the config "
                 f"asks for model.{key}={a!r}: drop that --set or use a {a!r} checkpoint"
             )
+
+
+def check_normalize(data: DataConfig, state: dict, checkpoint) -> None:
+    """The encoder reads sequences normalised the way it was trained on: a different
+    data.normalize feeds it inputs it never saw (NW-UCLA kNN: 43.3 % read with the
+    pretraining's center-align, 28.7 % with center)."""
+    trained = state["config"].get("data", {}).get("normalize")
+    if trained is not None and trained != data.normalize:
+        raise ConfigError(
+            f"checkpoint {checkpoint} was trained on data.normalize={trained}; evaluate with "
+            f"--set data.normalize={trained} (now {data.normalize})"
+        )
 
 
 def source_of(state: dict) -> dict:
@@ -374,6 +386,7 @@ def evaluate(
         check_layout(state["layout"], manifest.layout, checkpoint, cfg.data.path)
         encoder, model_cfg = encoder_of(state)
         check_backbone(cfg.model, model_cfg, checkpoint)
+        check_normalize(cfg.data, state, checkpoint)
         layout_json, source = state["layout"], source_of(state)
     else:
         model_cfg = cfg.model

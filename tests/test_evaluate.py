@@ -266,6 +266,11 @@ def test_bad_inputs_to_evaluation_are_clear_messages(tiny_data, tmp_path, capsys
     with pytest.raises(ConfigError, match="model.backbone='stgcn'.*model.backbone='agcn'"):
         evaluate(_eval_cfg(tiny_data, protocol="knn", **{"model.backbone": "agcn"}), ckpt,
                  tmp_path / "b", progress=False)  # fmt: skip
+    # an encoder read with another normalisation than it was trained on
+    with pytest.raises(ConfigError, match="data.normalize=center; evaluate with --set "
+                       "data.normalize=center .now center-align"):  # fmt: skip
+        evaluate(_eval_cfg(tiny_data, protocol="knn", **{"data.normalize": "center-align"}),
+                 ckpt, tmp_path / "norm", progress=False)  # fmt: skip
     # datasets without a labelled split to train or to test on
     only_train = _npz_dataset(tmp_path, "tr", [0, 1, 0, 1], ["train"] * 4)
     with pytest.raises(ConfigError, match="no 'test' split"):
