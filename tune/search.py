@@ -19,7 +19,7 @@ import ray
 from ray import tune
 
 from mcc import presets
-from mcc.config import PretrainConfig, to_dict
+from mcc.config import PretrainConfig, flatten, to_dict
 from tune.cluster import TRIAL_DRIVER
 from tune.progress import EpochLines
 from tune.space import Param, to_tune
@@ -139,7 +139,7 @@ def run_search(args, base: PretrainConfig, space: dict[str, Param], cells, out: 
             rows.append(row)
     if cells is not None:
         rows += [cached_row(c, base.optim.epochs, "completed (cached)") for c in cached]
-    table = pd.DataFrame(rows)
+    table = fill_in_force(pd.DataFrame(rows), base)
     test_eval = args.test_eval or ("all" if cells is not None else "best")
     if not interrupted:
         add_test_scores(table, base, test_eval, out)
@@ -198,6 +198,23 @@ def row_of(result, max_epochs: int, out: Path) -> dict:
         "error": str(result.error).splitlines()[0][:200] if result.error else "",
         "checkpoint": final_checkpoint(out, name),
     }
+
+
+def fill_in_force(table: pd.DataFrame, base: PretrainConfig) -> pd.DataFrame:
+    """A `param:KEY` cell that a trial did not set (a grid whose cells set different keys,
+    e.g. a confirmation's control) holds the value in force, the base config's, not NaN."""
+    values = flatten(to_dict(base))
+    for col in [c for c in table.columns if c.startswith("param:")]:
+        key = col[len("param:"):]
+        if key in values and table[col].isna().any():
+            fill = values[key]
+            fill = list(fill) if isinstance(fill, tuple) else fill
+            table[col] = [fill if _missing(v) else v for v in table[col]]
+    return table
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
 
 
 def final_checkpoint(out: Path, name: str) -> str:
