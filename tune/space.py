@@ -158,6 +158,12 @@ def check_against(space: dict[str, Param], base: PretrainConfig) -> None:
                 f"loss.queue_size can be {k_min:g}, smaller than a batch of {b_max:g} "
                 f"(optim.batch_size): K must be at least the batch size"
             )
+    if space.get("optim.lr") is SPACE["optim.lr"] and base.optim.optimizer != "sgd":
+        raise ConfigError(
+            f"--search optim.lr: the built-in range {SPACE['optim.lr'].describe()} is SGD's, "
+            f"and the base config trains with optim.optimizer={base.optim.optimizer}; give a "
+            f"range, e.g. --space optim.lr=0.0001:0.01:log"
+        )
     for p in space.values():
         if p.choices and any(isinstance(c, float) and not math.isfinite(c) for c in p.choices):
             raise ConfigError(f"--space {p.key}: values must be finite")
