@@ -42,7 +42,7 @@ def tiny_args(data: str, out: Path, *extra: str) -> list[str]:
          "share in (0, 1)"),
         (["--confirm-protocol", "semi"], "add --confirm N"),
         (["--confirm", "3", "--confirm-fraction", "0.2"], "add --confirm-protocol semi"),
-        (["--search", "optim.lr", "--set", "optim.optimizer=adam"], "0.01 .. 0.3, log is SGD.s"),
+        (["--search", "optim.lr", "--set", "optim.optimizer=adam"], "0.01 .. 0.3, log is SGD's"),
     ],
 )
 def test_bad_input_is_one_clear_line_before_any_trial(tiny_data, tmp_path, capsys, extra,
