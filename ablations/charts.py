@@ -79,11 +79,24 @@ def wrap(title: str, width: int = 90) -> str:
     return "\n".join(textwrap.wrap(title, width))
 
 
+LEGEND_ROWS = 18  # entries per legend column
+
+
+def legend_size(labels: list[str]) -> tuple[float, float]:
+    """(width, height) in inches that a legend of `labels` (font size 8) needs: the figure
+    grows by that much, so many or long labels do not squeeze the axes."""
+    if not labels:
+        return 0.0, 0.0
+    ncol = 1 + (len(labels) - 1) // LEGEND_ROWS
+    rows = math.ceil(len(labels) / ncol)
+    return ncol * (0.45 + 0.058 * max(len(x) for x in labels)), 0.5 + 0.17 * rows
+
+
 def _legend(fig, ax, handles_labels=None, title: str | None = None) -> None:
     handles, labels = handles_labels or ax.get_legend_handles_labels()
     if not labels:
         return
-    ncol = 1 + (len(labels) - 1) // 18
+    ncol = 1 + (len(labels) - 1) // LEGEND_ROWS
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
               fontsize=8, ncol=ncol, title=title, title_fontsize=8)  # fmt: skip
 
@@ -104,7 +117,8 @@ def bar_chart(
     never drawn as a zero bar. Error bars span mean ± std."""
     k = max(1, len(series))
     bar = 0.8 / k
-    fig = figure(7.0, 0.6 + 0.22 * k * max(1, len(groups)) + 0.25 * max(1, len(groups)))
+    lw, lh = legend_size(series)
+    fig = figure(5.5 + lw, max(lh, 0.6 + (0.22 * k + 0.25) * max(1, len(groups))))
     ax = fig.add_subplot()
     cols = colours(k)
     for si, s in enumerate(series):
@@ -158,7 +172,8 @@ def line_chart(
                       f" (one run per dot: a single epoch has no curve)")  # fmt: skip
         ax.grid(axis="x", color="#ddd", linewidth=0.6)
     else:
-        fig = figure(7.0, 3.2)
+        lw, lh = legend_size(names)
+        fig = figure(5.5 + lw, max(3.2, lh))
         ax = fig.add_subplot()
         seen = set()
         for label, lx, ly in lines:
@@ -167,7 +182,11 @@ def line_chart(
             seen.add(label)
         positive = [y for y in ys_all if y > 0]
         if positive and len(positive) == len(ys_all) and max(positive) / min(positive) > 20:
+            from matplotlib.ticker import FuncFormatter
+
             ax.set_yscale("log")  # the loss terms differ by orders of magnitude
+            ax.yaxis.set_major_formatter(FuncFormatter(_plain))  # 0.3, not 3 x 10^-1
+            ax.yaxis.set_minor_formatter(FuncFormatter(_plain))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -175,6 +194,14 @@ def line_chart(
         _legend(fig, ax)
     ax.set_title(wrap(title, 80), fontsize=10)
     return to_svg(fig, stem)
+
+
+def _plain(v: float, _pos=None) -> str:
+    """A log axis' tick label: 1, 2, 3 and 5 times a power of ten, as plain numbers."""
+    if v <= 0:
+        return ""
+    mantissa = round(v / 10 ** math.floor(math.log10(v)), 6)
+    return f"{v:g}" if mantissa in (1, 2, 3, 5) else ""
 
 
 # ---- Figs. 4-6 ------------------------------------------------------------------------------
@@ -203,7 +230,8 @@ def tsne_panels(title: str, panels: list, class_names: list[str], stem: str) -> 
     the border as open triangles and counted in the panel's title."""
     labels = sorted({int(v) for _, _, lab in panels for v in lab})
     cols = dict(zip(labels, colours(len(labels))))
-    fig = figure(3.4 * len(panels) + 1.8, 3.9)
+    lw, lh = legend_size([class_names[c] if c < len(class_names) else "" for c in labels])
+    fig = figure(3.4 * len(panels) + lw + 0.3, max(3.9, lh))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, xy, lab) in zip(axes, panels):
         xy, lab = np.asarray(xy, dtype=float), np.asarray(lab)
