@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from ablations.cells import EVALUATED, TARGET, Dataset, expand, placeholder_datasets
+from ablations.cells import EVALUATED, TARGET, Dataset, expand
 from ablations.presets import PRESETS
 from ablations.specs import BACKBONE_NAMES, TABLES
 from mcc.checkpoint import CheckpointError
@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="the tables, their rows, and what each preset costs")
     ls.add_argument("--preset", help="only this preset's costs")
+    ls.add_argument("--data", help="size the estimates for this prepared dataset (default "
+                    "data/synthetic)")  # fmt: skip
+    ls.add_argument("--runs", help="estimate from the wall times of the runs finished in "
+                    "this `run --out` folder (default runs/ablations/PRESET if it has "
+                    "some)")  # fmt: skip
 
     run = sub.add_parser("run", help="run one or more tables (pretraining, then evaluation)")
     run.add_argument("tables", nargs="+", metavar="TABLE", help=f"{', '.join(TABLES)}")
@@ -122,34 +127,24 @@ def get_table(name: str):
     return TABLES[name]
 
 
-def _minutes(s: float) -> str:
-    return f"{s / 60:.0f} min" if s >= 90 else f"{s:.0f} s"
+def cost_text(tables: list, preset, samples: tuple[int, int], runs: str | None = None) -> str:
+    """"N pretrainings + M evaluations (about T[*])": * marks an estimate from finished runs
+    (a folder per preset: `runs`, else runs/ablations/PRESET), printed under the list."""
+    from ablations.costs import duration, estimate
 
-
-def cost(tables: list, preset) -> tuple[int, int]:
-    """(pretraining runs, evaluations) of `tables` run into one folder (shared runs once)."""
-    pre, ev = set(), set()
-    for t in tables:
-        plan = expand(t, preset, placeholder_datasets(t))
-        pre |= {(p.dataset, p.name) for p in plan.pretrainings()}
-        ev |= {e.dir for e in plan.evaluations()}
-    return len(pre), len(ev)
-
-
-def cost_text(tables: list, preset) -> str:
-    n_pre, n_ev = cost(tables, preset)
-    text = f"{n_pre} pretrainings + {n_ev} evaluations"
-    m = preset.measured
-    if m:
-        est = n_pre * m["pretrain_s"] + n_ev * m["eval_s"]
-        text += f" (about {_minutes(est)} with ST-GCN on {m['on']})"
-    return text
+    folder = Path(runs or f"runs/ablations/{preset.name}")
+    est = estimate(tables, preset, samples, folder)
+    star = "*" if "finished in" in est.basis else ""
+    return (f"{est.pretrainings} pretrainings + {est.evaluations} evaluations (about "
+            f"{duration(est.seconds)}{star})")  # fmt: skip
 
 
 def cmd_list(args) -> int:
     presets = [get_preset(args.preset)] if args.preset else list(PRESETS.values())
     from ablations.cells import available_backbones
+    from ablations.costs import MACHINE, dataset_samples, estimate
 
+    samples, size = dataset_samples(args.data)
     print(f"backbones available now: {', '.join(available_backbones())}\n")
     for t in TABLES.values():
         bbs = ", ".join(BACKBONE_NAMES.get(b, b) for b in (t.backbones or available_backbones()))
@@ -174,15 +169,27 @@ def cmd_list(args) -> int:
             ev = f"; evaluate {_overrides(r.evaluate)}" if r.evaluate else ""
             print(f"    {r.label + col:<38} {what or '(the defaults: MCC)'}{src}{ev}")
         for p in presets:
-            print(f"  {p.name}: {cost_text([t], p)}")
+            print(f"  {p.name}: {cost_text([t], p, samples, args.runs)}")
         print()
     print("presets:")
     for p in presets:
         seeds = " ".join(map(str, p.seeds))
         bbs = ", ".join(p.backbones) if p.backbones else "every available"
         print(f"  {p.name}: {p.description}; seeds {seeds}; backbones {bbs}")
-        print(f"    table1 + table3: {cost_text([TABLES['table1'], TABLES['table3']], p)}")
-        print(f"    all tables: {cost_text(list(TABLES.values()), p)}")
+        both = [TABLES["table1"], TABLES["table3"]]
+        print(f"    table1 + table3: {cost_text(both, p, samples, args.runs)}")
+        print(f"    all tables: {cost_text(list(TABLES.values()), p, samples, args.runs)}")
+    print(
+        f"\ncosts: one folder per preset, shared runs counted once; times are estimates for "
+        f"{size} per dataset from seconds per sample and epoch measured on {MACHINE} "
+        f"(ablations/costs.py: pretraining in Ray trials, Ray's start per cell, evaluations, "
+        f"each backbone's own rate); a GPU or more threads are faster."
+    )
+    for p in presets:
+        folder = Path(args.runs or f"runs/ablations/{p.name}")
+        basis = estimate([TABLES["table1"]], p, samples, folder).basis
+        if "finished in" in basis:
+            print(f"* {p.name}: from {basis}")
     return 0
 
 

@@ -6,13 +6,13 @@ and the default backbones. Pretraining needs `data.val_fraction > 0`: the grid s
 epoch by validation kNN (tune/sweep.py), so pretraining sees the training split less that
 carve, and the downstream evaluation uses the whole training split.
 
-`measured` holds seconds per pretraining cell (Ray trial included) and per evaluation, as
-measured on the machine it names, for `python -m ablations list`'s estimate.
+What a preset costs (`python -m ablations list`) is estimated in ablations/costs.py from
+rates measured per sample and epoch, not stored here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mcc import presets as mcc_presets
 
@@ -25,7 +25,6 @@ class Preset:
     evaluate: dict
     seeds: tuple[int, ...]
     backbones: tuple[str, ...] | None = None  # None: every backbone the config offers
-    measured: dict = field(default_factory=dict)  # {"pretrain_s", "eval_s", "on"} (ST-GCN)
 
 
 SMOKE = Preset(
@@ -35,7 +34,6 @@ SMOKE = Preset(
     pretrain={**mcc_presets.PRETRAIN["tiny"], "optim.epochs": 1, "data.val_fraction": 0.25},
     evaluate={**mcc_presets.EVALUATE["tiny"], "optim.epochs": 1, "frames": 32},
     seeds=(0,),
-    measured={"pretrain_s": 35, "eval_s": 8, "on": "a shared 2-core Xeon, 32-sample test set"},
 )
 
 SMALL = Preset(
@@ -48,9 +46,6 @@ SMALL = Preset(
     evaluate={**mcc_presets.EVALUATE["demo"], "optim.epochs": 20},
     seeds=(0, 1, 2),
     backbones=("stgcn",),
-    # from CPU time per epoch (1 thread: pretraining 16.5 s, fine-tuning 9.6 s) plus Ray's
-    # per-trial start; the shared machine's wall times were higher (ablations/README.md)
-    measured={"pretrain_s": 85, "eval_s": 110, "on": "an idle 2-core Xeon (estimate)"},
 )
 
 PAPER = Preset(

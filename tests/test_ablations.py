@@ -525,7 +525,55 @@ def test_list_shows_tables_rows_and_costs(capsys):
     for name in TABLES:
         assert name in text
     assert "S-changed / M-jittered" in text and "sampling.negative=jitter" in text
-    assert "table1 + table3: 18 pretrainings + 21 evaluations" in text  # small
+    assert "table1 + table3: 18 pretrainings + 21 evaluations (about " in text  # small
+    assert "estimates for 720 training samples" in text  # what they are based on
+    assert "seconds per sample and epoch measured on" in text
+
+
+def test_cost_estimates_follow_the_measured_rates():
+    import dataclasses
+
+    from ablations import costs
+
+    # the run the rates were calibrated on: table1, smoke, ST-GCN, 720 synthetic training
+    # samples took 449 s (ablations/costs.py); the old figures said about 4 min for it
+    smoke_st = dataclasses.replace(SMOKE, backbones=("stgcn",))
+    est = costs.estimate([TABLE1], smoke_st, (720, 300))
+    assert (est.pretrainings, est.evaluations) == (5, 6)
+    assert 0.75 * 449 < est.seconds < 1.25 * 449
+    st, ag, asg = (costs.rate(b, 0.125) for b in ("stgcn", "agcn", "asgcn"))
+    assert st[0] < ag[0] < asg[0] and costs.rate("stgcn", 1.0)[0] > 30 * st[0]
+    # a power law between the widths measured (0.125 and 1.0)
+    assert costs.rate("stgcn", 0.25)[0] == pytest.approx(st[0] ** (2 / 3) * 1.01 ** (1 / 3))
+    bigger = costs.estimate([TABLE1], smoke_st, (7200, 3000))
+    assert bigger.seconds > 5 * est.seconds  # the data's size counts
+
+
+def test_cost_estimates_scale_to_finished_runs(tmp_path, capsys):
+    """Finished runs in the preset's folder: the rates are scaled by what those took."""
+    from ablations import costs
+    from mcc.config import EvalConfig, to_dict
+
+    runs = tmp_path / "runs"
+    pre = apply_overrides(PretrainConfig(), {**SMOKE.pretrain})
+    trial = runs / "pretrain" / "synthetic" / "trials" / "a"
+    trial.mkdir(parents=True)
+    (trial / "config.json").write_text(json.dumps(to_dict(pre)))
+    took = 3 * costs.pretraining_seconds(pre, 720)  # three times slower than predicted
+    (trial / "result.json").write_text(json.dumps({"wall_time_s": took, "train_samples": 540}))
+    ev = apply_overrides(EvalConfig(), {**SMOKE.evaluate})
+    folder = runs / "eval" / "synthetic" / "scratch" / "b"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({**to_dict(ev), "checkpoint": None}))
+    took = 2 * costs.evaluation_seconds(ev, (720, 300))
+    (folder / "result.json").write_text(json.dumps({"wall_time_s": took, "train_samples": 720,
+                                                    "test_samples": 300}))  # fmt: skip
+    plain = costs.estimate([TABLE3], SMOKE, (720, 300))
+    scaled = costs.estimate([TABLE3], SMOKE, (720, 300), runs)
+    assert "x3.00 and x2.00" in scaled.basis and scaled.seconds > 2 * plain.seconds
+    assert cli.main(["list", "--preset", "smoke", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "min*)" in out and f"* smoke: from the rates measured on {costs.MACHINE}" in out
 
 
 # ---- end to end ----------------------------------------------------------------------------
