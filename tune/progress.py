@@ -66,16 +66,19 @@ class EpochLines(tune.Callback):
         print(text, flush=True)
         self._last = time.monotonic()
 
-    def _counts(self, trials) -> str:
+    def _counts(self, trials, trial=None, status: str = "") -> str:
+        """Trials by status; `trial` counted as `status` (Tune calls the callback before it
+        updates the trial's own)."""
         n = {}
         for t in trials:
-            n[t.status] = n.get(t.status, 0) + 1
+            st = status if t is trial else t.status
+            n[st] = n.get(st, 0) + 1
         return (f"{n.get('RUNNING', 0)} running, {n.get('PENDING', 0)} pending, "
                 f"{n.get('TERMINATED', 0)} done, {n.get('ERROR', 0)} failed")  # fmt: skip
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._seen[trial.trial_id] = time.monotonic()
-        self._say(f"trial {trial_label(trial)} started ({self._counts(trials)})")
+        self._say(f"trial {trial_label(trial)} started ({self._counts(trials, trial, 'RUNNING')})")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         now = time.monotonic()
@@ -100,8 +103,9 @@ class EpochLines(tune.Callback):
         v = last.get(self.metric)
         score = f"{self.metric} {v:.1f}" if isinstance(v, (int, float)) else "no result"
         epochs = last.get("epoch")
-        after = f" after {epochs + 1} epochs" if isinstance(epochs, int) else ""
-        self._say(f"trial {trial_label(trial)} done: {score}{after} ({self._counts(trials)})")
+        after = f" after epoch {epochs + 1}/{self.epochs}" if isinstance(epochs, int) else ""
+        counts = self._counts(trials, trial, "TERMINATED")
+        self._say(f"trial {trial_label(trial)} done: {score}{after} ({counts})")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         where = getattr(trial, "error_file", None) or getattr(trial, "path", None) or "above"

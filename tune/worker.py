@@ -12,6 +12,7 @@ so far) and every rank reports.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -152,11 +153,24 @@ class ValidationKnn:
         return float(res["top1"])
 
 
+def _quiet_train_reports() -> None:
+    """Ray Train 2.60 logs each report ("Reporting training result N: TrainingReport(...)",
+    a long line per epoch) through a logger named by its file's path, outside `ray.train`,
+    where RunConfig's LoggingConfig does not reach: quiet that one logger here."""
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray layout: its lines stay
+        return
+    logger = getattr(context, "logger", None) or logging.getLogger(context.__file__)
+    logger.setLevel(logging.WARNING)
+
+
 def train_loop(config: dict) -> None:
     """Ray Train `train_loop_per_worker`. config: cfg (PretrainConfig as a dict), layout,
     bodies, raw (the materialized dataset), num_samples, storage ([path, run name]),
     sampling ('ray-data' | 'worker'), data_cpus, bn_mode, threads, objective ('val_knn' or
     None), eval_overrides, epoch_lines (print one line per epoch), fault (tests only)."""
+    _quiet_train_reports()
     cfg = from_dict(PretrainConfig, config["cfg"])
     layout = layout_from_dict(config["layout"])
     bodies = config["bodies"]
