@@ -148,11 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", action="append", metavar="KEY=RANGE", default=[],
                    help="search KEY over LOW:HIGH[:log] or choices A,B,C")  # fmt: skip
     p.add_argument("--space-file", help="JSON {KEY: {low, high, log} | {choices}}")
-    p.add_argument("--trials", type=int, default=8, help="Optuna trials (search mode)")
+    p.add_argument("--trials", type=int, default=6, help="Optuna trials (search mode)")
     p.add_argument("--grid", action="store_true", help="every cell, no searcher (ablations)")
     p.add_argument("--cells", help="grid mode: JSON list of cells instead of the product")
     p.add_argument("--metric", default=METRIC, help="objective reported by every trial")
-    p.add_argument("--grace-epochs", type=int, default=1, help="ASHA: epochs before a stop")
+    p.add_argument("--grace-epochs", type=int, default=2, help="ASHA: epochs before a stop")
     p.add_argument("--seed", type=int, default=0, help="Optuna sampler seed")
     p.add_argument("--max-concurrent", type=int, default=None, metavar="N",
                    help="trials at once, at most (default: as many as the CPUs allow)")  # fmt: skip
