@@ -579,11 +579,13 @@ def test_cost_estimates_scale_to_finished_runs(tmp_path, capsys):
 # ---- end to end ----------------------------------------------------------------------------
 
 
-def test_table3_smoke_end_to_end_then_report(ray_cluster, tiny_data, tmp_path):
+def test_table3_smoke_end_to_end_then_report(ray_cluster, tiny_data, tmp_path, capsys):
     out = tmp_path / "abl"
     args = ["run", "table3", "--preset", "smoke", "--data", tiny_data, "--out", str(out),
             "--address", ray_cluster.address, "--no-progress"]  # fmt: skip
     assert cli.main(args) == 0
+    screen = capsys.readouterr().out  # one line per trial per epoch, not Tune's status table
+    assert screen.count("epoch 1/1: val_knn_top1") == 2 and "== Status ==" not in screen
     assert len(list((out / "pretrain" / "synthetic" / "cells").glob("*.json"))) == 2
     results = sorted(out.glob("eval/**/result.json"))
     assert len(results) == 3
