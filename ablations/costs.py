@@ -48,7 +48,7 @@ RAY_EPOCH_FACTOR = 2.1  # a pretraining epoch in a Ray trial / in a plain proces
 RAY_CELL_S = 45.0  # per pretraining cell: trial and Train start, data read, checkpoints
 EVAL_LOAD_S = 2.0  # per evaluation: loading the dataset
 FORWARD = 1 / 3  # a forward pass (kNN, batch-norm statistics, test) / forward + backward
-DEFAULT_SAMPLES = (720, 300)  # the synthetic default (mcc.synthetic.SyntheticConfig)
+DEFAULT_SAMPLES = (720, 300)  # the synthetic default (mcc.datasets.synthetic.SyntheticConfig)
 
 
 def rate(backbone: str, width: float) -> tuple[float, float]:

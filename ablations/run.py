@@ -40,10 +40,9 @@ def resolve_dataset(path: str, what: str = "--data") -> Dataset:
     p = Path(path).expanduser().resolve()
     if not (p / MANIFEST).exists():
         if p == Path(DEFAULT_DATA).resolve():
-            from mcc.synthetic import SyntheticConfig, generate
+            from mcc.datasets.synthetic import prepare_if_missing
 
-            print(f"preparing the synthetic dataset in {p}", flush=True)
-            generate(p, SyntheticConfig(), progress=True)
+            prepare_if_missing(p)
         else:
             raise ConfigError(
                 f"{what} {path} is not a prepared dataset (no {MANIFEST}); "

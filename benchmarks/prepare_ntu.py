@@ -1,4 +1,5 @@
-"""Throughput and memory of the NTU `.skeleton` import (mcc.ntu through mcc.prepare.run).
+"""Throughput and memory of the NTU `.skeleton` import (mcc.datasets.ntu through
+mcc.datasets.prepare.run).
 
 Replicates the 4 real files of shared/data/ntu to `--files` files with distinct valid NTU60
 names (hard links where possible, so the copies cost no disk), then imports them with
@@ -7,8 +8,8 @@ memory is its own. Prints files/s, files/s per core, MB/s of raw text, files per
 (user + system time of the parent and its pool: the figure that other load on a shared
 machine does not distort), the peak RSS of the parent and of the largest pool child, and
 the extrapolated wall time for all of NTU60 (56,880 files) on 2 cores. Also times
-`mcc.ntu.read` alone in one process (parse + body selection, no Parquet writing) to separate
-parsing from the pipeline's cost.
+`mcc.datasets.ntu.read` alone in one process (parse + body selection, no Parquet writing) to
+separate parsing from the pipeline's cost.
 
     python benchmarks/prepare_ntu.py [--files 2000] [--workers 1 2] [--keep DIR]
 """
@@ -71,8 +72,8 @@ def cpu_seconds() -> float:
 
 def one(src: str, out: str, workers: int) -> dict:
     """One configuration (runs in its own process): workers=0 times `read` alone."""
-    from mcc import ntu
-    from mcc.prepare import run
+    from mcc.datasets import ntu
+    from mcc.datasets.prepare import run
     from mcc.shards import Sample
 
     source = ntu.source(src, "ntu60")

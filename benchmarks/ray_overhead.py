@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcc import presets  # noqa: E402
 from mcc.config import PretrainConfig, apply_overrides, parse_set_args  # noqa: E402
+from mcc.datasets.synthetic import prepare_if_missing  # noqa: E402
 from mcc.runs import RunDir  # noqa: E402
-from mcc.shards import MANIFEST, read_manifest  # noqa: E402
-from mcc.synthetic import SyntheticConfig, generate  # noqa: E402
+from mcc.shards import read_manifest  # noqa: E402
 from mcc.train import pretrain  # noqa: E402
 
 
@@ -45,8 +45,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
     args = p.parse_args()
-    if not (Path(args.data) / MANIFEST).exists():
-        generate(args.data, SyntheticConfig(), progress=False)
+    prepare_if_missing(args.data, progress=False)
     cfg = apply_overrides(
         PretrainConfig(),
         {**presets.PRETRAIN[args.preset], "data.path": args.data, "threads": str(args.threads),

@@ -33,16 +33,15 @@ RAW_SOURCES = ("ntu60", "ntu120", "kinetics", "pkummd", "nwucla")
 
 
 def raw_source(args):
-    """The importer's Source for a raw dataset (mcc.ntu, mcc.kinetics, mcc.pkummd,
-    mcc.nwucla)."""
+    """The importer's Source for a raw dataset (mcc.datasets: ntu, kinetics, pkummd, nwucla)."""
     if not args.src:
         raise ConfigError(f"prepare {args.source} needs --src (the raw dataset's folder)")
     if args.source in ("ntu60", "ntu120"):
-        from mcc import ntu
+        from mcc.datasets import ntu
 
         return ntu.source(args.src, args.source, missing=args.missing, denoise=args.denoise)
     if args.source == "kinetics":
-        from mcc import kinetics
+        from mcc.datasets import kinetics
 
         return kinetics.source(
             args.src,
@@ -52,10 +51,10 @@ def raw_source(args):
             label_from=args.label_from,
         )
     if args.source == "nwucla":
-        from mcc import nwucla
+        from mcc.datasets import nwucla
 
         return nwucla.source(args.src)
-    from mcc import pkummd
+    from mcc.datasets import pkummd
 
     return pkummd.source(args.src, unlisted=args.unlisted)
 
@@ -64,19 +63,19 @@ def cmd_prepare(args) -> int:
     t0 = time.time()
     strict_failures = []
     if args.source == "synthetic":
-        from mcc.synthetic import generate, synthetic_config
+        from mcc.datasets.synthetic import generate, synthetic_config
 
         cfg = synthetic_config(parse_set_args(args.set))
         m = generate(args.out, cfg, progress=not args.no_progress)
     elif args.source == "npz":
-        from mcc.npz import import_npz
+        from mcc.datasets.npz import import_npz
 
         if not args.src or not args.layout:
             raise ConfigError("prepare npz needs --src FILE.npz and --layout NAME|FILE.json")
         m = import_npz(args.src, args.layout, args.out)
         strict_failures = m.rejected
     else:
-        from mcc.prepare import NothingConverted, read_rejected, run
+        from mcc.datasets.prepare import NothingConverted, read_rejected, run
 
         source = raw_source(args)
         try:
@@ -205,15 +204,12 @@ def cmd_fuse(args) -> int:
 def cmd_demo(args) -> int:
     """Prepare the synthetic set if missing, pretrain (small preset), then kNN and fine-tune
     from MCC and from scratch."""
+    from mcc.datasets.synthetic import prepare_if_missing
     from mcc.evaluate import evaluate
-    from mcc.shards import MANIFEST
-    from mcc.synthetic import SyntheticConfig, generate
     from mcc.train import pretrain
 
     data, out = Path(args.data), Path(args.out)
-    if not (data / MANIFEST).exists():
-        print(f"preparing the synthetic dataset in {data}")
-        generate(data, SyntheticConfig(), progress=not args.no_progress)
+    prepare_if_missing(data, progress=not args.no_progress)
     pre = _config(PretrainConfig, presets.PRETRAIN, args.preset, args.set, {"data.path": str(data)})
     pretrain(pre, out / "pretrain", resume=True, progress=not args.no_progress)
     ckpt = str(out / "pretrain" / "checkpoint.pt")
@@ -305,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         help="synthetic: generator setting, e.g. --set num_classes=20 "
-        "(keys: see mcc/synthetic.py SyntheticConfig)",
+        "(keys: see mcc/datasets/synthetic.py SyntheticConfig)",
     )
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_prepare)

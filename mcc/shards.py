@@ -127,8 +127,8 @@ class ShardWriter:
     rename), then the manifest on `close()`.
 
     Streaming importers (synthetic, .npz) let it cut a shard every `shard_mb` MB; the import
-    runner (`mcc.prepare`) names each shard itself with `flush(name)` and `adopt`s the shards
-    a killed run already finished. The manifest's counts are read back from the shards' label
+    runner (`mcc.datasets.prepare`) names each shard itself with `flush(name)` and `adopt`s the
+    shards a killed run already finished. The manifest's counts are read back from the shards' label
     and split columns, so they always describe what is on disk.
     """
 

@@ -3,8 +3,8 @@
 A raw dataset can hold anything: a FIFO or a device where a file should be, a 1 GB file of
 zeros, counts written `1_0` (which Python's `int()` reads as 10), coordinates like `1e39`
 that are finite as float64 but infinite as float32, stray carriage returns. The importers
-(mcc.ntu, mcc.kinetics, mcc.pkummd, mcc.npz) read through these helpers, so that each kind
-of damage is caught once, the same way, before any large allocation:
+(mcc.datasets: ntu, kinetics, pkummd, nwucla, npz) read through these helpers, so that each
+kind of damage is caught once, the same way, before any large allocation:
 
 - `regular_file_problem` / `read_bytes`: only regular files are read (FIFOs would block,
   devices never end), and none larger than `MAX_FILE_BYTES`;

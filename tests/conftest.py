@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mcc.synthetic import generate, synthetic_config
+from mcc.datasets.synthetic import generate, synthetic_config
 
 # The static-cues variant: some sequences have a second person, so the tests cover padded
 # bodies; the tests check mechanics, not what the default set lets MCC learn.

@@ -91,9 +91,9 @@ def test_finetune_logs_to_tensorboard_like_pretraining(tiny_data, tmp_path):
 
 def test_checkpoint_of_another_layout_is_refused(tmp_path):
     from mcc.checkpoint import save_checkpoint
+    from mcc.datasets.synthetic import SyntheticConfig, generate
     from mcc.layouts import OPENPOSE18
     from mcc.model import MCC
-    from mcc.synthetic import SyntheticConfig, generate
 
     data = tmp_path / "d"
     generate(data, SyntheticConfig(num_classes=2, train_per_class=2, test_per_class=1))
@@ -167,7 +167,7 @@ def _npz_dataset(tmp_path, name, labels, splits):
     """A small ntu25 dataset from an .npz: random motion, the given labels and splits."""
     import numpy as np
 
-    from mcc.npz import import_npz
+    from mcc.datasets.npz import import_npz
 
     rng = np.random.default_rng(0)
     n = len(labels)
@@ -220,9 +220,9 @@ def test_transfer_from_a_supervised_source_to_disjoint_target_classes(tiny_data,
 
     from conftest import TINY
 
+    from mcc.datasets.synthetic import generate
     from mcc.evaluate import load_pretrained_encoder
     from mcc.shards import read_manifest
-    from mcc.synthetic import generate
 
     target = tmp_path / "target"
     generate(target, dataclasses.replace(TINY, class_offset=TINY.num_classes))
@@ -247,7 +247,7 @@ def test_bad_inputs_to_evaluation_are_clear_messages(tiny_data, tmp_path, capsys
     from conftest import NATOPS_LAYOUT, NATOPS_NPZ
 
     from mcc.cli import main
-    from mcc.npz import import_npz
+    from mcc.datasets.npz import import_npz
 
     ckpt = _untrained_checkpoint(tiny_data, tmp_path / "pre")
     with pytest.raises(ConfigError, match="protocol=transfer.*--checkpoint"):

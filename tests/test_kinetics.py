@@ -1,5 +1,5 @@
-"""Kinetics-Skeleton importer (mcc.kinetics) on the 5 real st-gcn clips in shared/data and on
-broken copies of them."""
+"""Kinetics-Skeleton importer (mcc.datasets.kinetics) on the 5 real st-gcn clips in shared/data
+and on broken copies of them."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from mcc import kinetics
+from mcc.datasets import kinetics
+from mcc.datasets.prepare import Reject, Source, read_rejected, run
 from mcc.layouts import OPENPOSE18
-from mcc.prepare import Reject, Source, read_rejected, run
 from mcc.shards import Sample, load_samples
 
 KINETICS = SHARED_DATA / "kinetics"

@@ -1,6 +1,6 @@
-"""NTU RGB+D `.skeleton` importer (mcc.ntu): the 4 real files in shared/data/ntu, splits from
-names, body selection, a corpus of broken files, the missing-skeleton lists, and the import
-end to end through mcc.prepare.run."""
+"""NTU RGB+D `.skeleton` importer (mcc.datasets.ntu): the 4 real files in shared/data/ntu,
+splits from names, body selection, a corpus of broken files, the missing-skeleton lists, and
+the import end to end through mcc.datasets.prepare.run."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from mcc import ntu
-from mcc.prepare import NothingConverted, Reject
+from mcc.datasets import ntu
+from mcc.datasets.prepare import NothingConverted, Reject
 from mcc.shards import Sample
 
 NTU_DIR = SHARED_DATA / "ntu"
@@ -295,9 +295,9 @@ def test_source_lists_subfolders_skips_missing_and_ntu120_only(tmp_path):
 
 
 def test_import_end_to_end(tmp_path):
-    prepare = pytest.importorskip("mcc.prepare")
+    prepare = pytest.importorskip("mcc.datasets.prepare")
     if not hasattr(prepare, "run"):
-        pytest.skip("mcc.prepare.run not written yet")
+        pytest.skip("mcc.datasets.prepare.run not written yet")
     from mcc.shards import load_samples
 
     src_dir = tmp_path / "raw"

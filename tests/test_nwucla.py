@@ -1,4 +1,4 @@
-"""NW-UCLA importer (mcc.nwucla) on the real clips in shared/data/nwucla, broken copies of
+"""NW-UCLA importer (mcc.datasets.nwucla) on the real clips in shared/data/nwucla, broken copies of
 them, the kinect20 layout's `center-align` normalisation on real clips, and the three
 backbones on real NW-UCLA input."""
 
@@ -14,12 +14,12 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from mcc import nwucla
 from mcc.cli import main as cli_main
 from mcc.config import ModelConfig
+from mcc.datasets import nwucla
+from mcc.datasets.prepare import read_rejected, run
 from mcc.layouts import KINECT20
 from mcc.models import build_encoder
-from mcc.prepare import read_rejected, run
 from mcc.sampling import eval_frames, normalize
 from mcc.shards import load_samples, read_manifest
 

@@ -1,5 +1,5 @@
-"""PKU-MMD importer (mcc.pkummd) on the 3 real phase-1 videos in shared/data and on a broken
-corpus built from them."""
+"""PKU-MMD importer (mcc.datasets.pkummd) on the 3 real phase-1 videos in shared/data and on a
+broken corpus built from them."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from mcc import pkummd
+from mcc.datasets import pkummd
+from mcc.datasets.prepare import Reject, Source, read_rejected, run
 from mcc.layouts import NTU25
-from mcc.prepare import Reject, Source, read_rejected, run
 from mcc.shards import Sample, load_samples
 
 PKU = SHARED_DATA / "pkummd"

@@ -1,5 +1,5 @@
-"""The import runner (mcc.prepare.run): chunks to shards, process pool, rejections, benchmark
-columns, and resuming a killed import without redoing finished shards."""
+"""The import runner (mcc.datasets.prepare.run): chunks to shards, process pool, rejections,
+benchmark columns, and resuming a killed import without redoing finished shards."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from mcc.config import DataConfig
 from mcc.data import load_splits, train_ids
+from mcc.datasets.prepare import PROGRESS, NothingConverted, Reject, Source, read_rejected, run
 from mcc.layouts import NTU25
-from mcc.prepare import PROGRESS, NothingConverted, Reject, Source, read_rejected, run
 from mcc.shards import Sample, load_samples, read_manifest
 
 CALLS: list[int] = []  # units read in this process (workers=1 runs in-process)

@@ -236,7 +236,7 @@ def clean_data(tmp_path_factory):
     """96 training sequences of slow, clean motion (no sensor noise, sway or idle frames, a
     256-frame loop period): the order of a clip's segments shows in their poses, which is what
     clip order prediction reads (each segment is encoded on its own, as in VCOP)."""
-    from mcc.synthetic import SyntheticConfig, generate
+    from mcc.datasets.synthetic import SyntheticConfig, generate
 
     path = tmp_path_factory.mktemp("clean_synthetic")
     generate(path, SyntheticConfig(num_classes=4, train_per_class=24, test_per_class=1,

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mcc.datasets.npz import DataImportError, import_npz
 from mcc.layouts import NTU25, OPENPOSE18, get_layout
-from mcc.npz import DataImportError, import_npz
 from mcc.shards import MANIFEST, Sample, ShardWriter, load_samples, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from mcc.config import ConfigError
-from mcc.shards import load_samples, read_manifest
-from mcc.synthetic import (
+from mcc.datasets.synthetic import (
     LOOPS,
     VARIANTS,
     SyntheticConfig,
@@ -15,6 +14,7 @@ from mcc.synthetic import (
     generate,
     synthetic_config,
 )
+from mcc.shards import load_samples, read_manifest
 
 
 def test_classes_differ_in_relative_tempo_then_in_any_two_loops():

@@ -280,10 +280,9 @@ def prepare_data(base: PretrainConfig) -> None:
         return
     if Path(base.data.path) != Path("data/synthetic").resolve():
         raise ConfigError(f"--data {base.data.path} is not a prepared dataset (no {MANIFEST})")
-    from mcc.synthetic import SyntheticConfig, generate
+    from mcc.datasets.synthetic import prepare_if_missing
 
-    print(f"preparing the synthetic dataset in {base.data.path}", flush=True)
-    generate(base.data.path, SyntheticConfig(), progress=True)
+    prepare_if_missing(base.data.path)
 
 
 def run_grid(argv: list[str]) -> int:

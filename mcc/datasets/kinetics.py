@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcc.datasets.prepare import Reject, Source, one_line
 from mcc.layouts import OPENPOSE18
-from mcc.prepare import Reject, Source, one_line
 from mcc.shards import Sample
 from mcc.untrusted import (
     FLOAT32_MAX,
@@ -90,7 +90,7 @@ def source(
     label_from: str = "text",
     name: str = "kinetics",
 ) -> Source:
-    """Describe a Kinetics-Skeleton import for `mcc.prepare.run`.
+    """Describe a Kinetics-Skeleton import for `mcc.datasets.prepare.run`.
 
     src: st-gcn's download root (has `kinetics_train/` or `kinetics_val/`), or one folder of
         clip JSONs. st-gcn's label files in that folder are not taken for clips.

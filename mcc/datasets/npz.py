@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcc.datasets.prepare import one_line
 from mcc.layouts import get_layout
-from mcc.prepare import one_line
 from mcc.shards import Manifest, Sample, ShardWriter
 from mcc.untrusted import BadInput, float32_problem, open_regular
 

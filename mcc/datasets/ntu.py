@@ -1,4 +1,4 @@
-"""NTU RGB+D 60 / 120 importer: raw `.skeleton` text files -> `mcc.prepare.Source`.
+"""NTU RGB+D 60 / 120 importer: raw `.skeleton` text files -> `mcc.datasets.prepare.Source`.
 
 One file is one sample. Its name `SsssCcccPpppRrrrAaaa` carries the setup, camera, performer,
 replication and action (1-based); the label is action - 1, and the standard benchmark splits
@@ -49,8 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcc.datasets.prepare import NothingConverted, Reject, Source
 from mcc.layouts import NTU25
-from mcc.prepare import NothingConverted, Reject, Source
 from mcc.shards import Sample
 from mcc.untrusted import (
     BadInput,
@@ -508,7 +508,8 @@ def source(
     missing: str | Path | None = None,
     denoise: bool = False,
 ) -> Source:
-    """Describe an NTU import for `mcc.prepare.run`: one unit per `.skeleton` file under src.
+    """Describe an NTU import for `mcc.datasets.prepare.run`: one unit per `.skeleton` file
+    under src.
 
     ntu60 skips the NTU120-only files (action > 60; counted in extra["skipped_ntu120_files"],
     so a folder holding all of NTU120 can be imported as NTU60). Files on the `missing` list,

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcc.datasets.prepare import NothingConverted, Reject, Source, one_line
 from mcc.layouts import KINECT20
-from mcc.prepare import NothingConverted, Reject, Source, one_line
 from mcc.shards import Sample
 from mcc.untrusted import (
     BadInput,
@@ -117,7 +117,7 @@ class Unit:
 
 
 def source(src: str | Path) -> Source:
-    """Describe an NW-UCLA import for `mcc.prepare.run`: one unit per `*.json` under src
+    """Describe an NW-UCLA import for `mcc.datasets.prepare.run`: one unit per `*.json` under src
     (subfolders too), sorted by name. Duplicates (the same name in two folders) are rejected
     up front; names off the pattern by `read`, so that `--strict` counts them. Raises
     ValueError (no such folder) or NothingConverted (no clip file)."""

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcc.datasets.prepare import Reject, Source, one_line
 from mcc.layouts import NTU25
-from mcc.prepare import Reject, Source, one_line
 from mcc.shards import Sample
 from mcc.untrusted import (
     BadInput,
@@ -82,7 +82,7 @@ def source(
     unlisted: str = "reject",
     name: str = "pkummd",
 ) -> Source:
-    """Describe a PKU-MMD import for `mcc.prepare.run`.
+    """Describe a PKU-MMD import for `mcc.datasets.prepare.run`.
 
     src: the root; the other paths default to src/skeleton, src/labels, src/actions.tsv,
         src/splits/cross-subject.txt and src/splits/cross-view.txt.

@@ -317,7 +317,7 @@ def generate(out_dir, cfg: SyntheticConfig = SyntheticConfig(), progress: bool =
         name="synthetic",
         layout=NTU25,
         classes=[class_name(c) for c in classes],
-        source=f"mcc.synthetic generator, {cfg}",
+        source=f"mcc.datasets.synthetic generator, {cfg}",
     )
     half = max(1, cfg.num_subjects // 2)
     jobs = [
@@ -336,3 +336,18 @@ def generate(out_dir, cfg: SyntheticConfig = SyntheticConfig(), progress: bool =
         subject = int(sub_rng.integers(half)) + (0 if split == "train" else half)
         writer.add(make_sample(index, label, split, subject, cfg, classes))
     return writer.close(extra={"generator": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}})
+
+
+def prepare_if_missing(path, progress: bool = True) -> bool:
+    """Generate the embedded default set in `path` unless a prepared dataset is already there
+    (the first use of `python tune/sweep.py`, `python -m mcc demo` and the ablations); True
+    when it generated one."""
+    from pathlib import Path
+
+    from mcc.shards import MANIFEST
+
+    if (Path(path) / MANIFEST).exists():
+        return False
+    print(f"preparing the synthetic dataset in {path}", flush=True)
+    generate(path, SyntheticConfig(), progress=progress)
+    return True
