@@ -2,7 +2,7 @@
 a downstream evaluation, with names made from their configuration.
 
 Runs are named by what they compute, not by the table that asks for them: a pretraining is
-a grid cell named by its overrides of the preset's base config (tune.sweep.cell_name), an
+a grid cell named by its overrides of the preset's base config (tune.trial.cell_name), an
 evaluation is a folder named by its initialisation and its overrides of the preset's
 evaluation config. So rows that share a configuration (Table 2's last row is Table 1's
 "triplet only"; every table's "w/o pre-training") share one run, within a table and across
@@ -35,7 +35,7 @@ from mcc.config import (
     flatten,
     to_dict,
 )
-from tune.sweep import cell_name
+from tune.trial import cell_name
 
 EVALUATED = "data"  # role of the evaluated dataset in tables without roles
 TARGET = "target"  # ... and in the transfer tables

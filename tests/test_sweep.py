@@ -16,7 +16,8 @@ import pytest
 pytest.importorskip("ray")
 pytest.importorskip("optuna")
 
-from tune.sweep import cell_name, main  # noqa: E402
+from tune.sweep import main  # noqa: E402
+from tune.trial import cell_name  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -227,7 +228,7 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
     import types
 
     from mcc.config import PretrainConfig
-    from tune import search, sweep
+    from tune import search, sweep, trial
 
     cells = [{"loss.tau": 0.2}, {"loss.tau": 0.5}]
 
@@ -249,14 +250,14 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
                               test_eval=None, trials=2, resume=False, seed=0)  # fmt: skip
     base = PretrainConfig()
     # a grid continues by rerunning (its cells are cached), not with --resume
-    with pytest.raises(sweep.Interrupted, match="1 trial.s. unfinished.*same command again"):
+    with pytest.raises(trial.Interrupted, match="1 trial.s. unfinished.*same command again"):
         search.run_search(args, base, {}, cells, tmp_path)
     table = pd.read_csv(tmp_path / "results.csv")
     assert list(table["trial"]) == [cell_name(cells[0])] and table["val_knn_top1"][0] == 30.0
     assert "**Interrupted**: 1 trial(s) unfinished" in (tmp_path / "summary.md").read_text()
 
     def interrupted(*a):
-        raise sweep.Interrupted(1, tmp_path)
+        raise trial.Interrupted(1, tmp_path)
 
     monkeypatch.setattr(search, "run_search", interrupted)
     monkeypatch.setattr("tune.cluster.connect", lambda address: "a fake cluster")
@@ -265,13 +266,13 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
 
 
 def test_script_exits_130_when_interrupted(tiny_data, tmp_path):
-    """Run as `python tune/sweep.py` the file is __main__, a module apart from tune.sweep,
-    whose Interrupted tune/search.py raises: the script must still catch it (it did not)."""
+    """Run as `python tune/sweep.py` the file is __main__, a module apart from tune.sweep:
+    the Interrupted that tune/search.py raises (tune.trial's) must still be caught."""
     code = (
         "import runpy, sys\n"
-        "import tune.cluster, tune.search, tune.sweep\n"
+        "import tune.cluster, tune.search, tune.trial\n"
         "def interrupted(*a):\n"
-        "    raise tune.sweep.Interrupted(2, 'OUT')\n"
+        "    raise tune.trial.Interrupted(2, 'OUT')\n"
         "tune.search.run_search = interrupted\n"
         "tune.cluster.connect = lambda address: 'a fake cluster'\n"
         f"sys.argv = ['tune/sweep.py', '--data', {tiny_data!r}, '--out', {str(tmp_path)!r}]\n"

@@ -37,7 +37,7 @@ def _value(v) -> str:
 def trial_label(trial) -> str:
     """A grid cell's run name (its folder under trials/), else Tune's id and the sampled
     values."""
-    from tune.sweep import cell_name
+    from tune.trial import cell_name
 
     cfg = trial.config or {}
     if "cell" in cfg:

@@ -23,7 +23,7 @@ from mcc.config import PretrainConfig, flatten, to_dict
 from tune.cluster import TRIAL_DRIVER
 from tune.progress import EpochLines
 from tune.space import Param, to_tune
-from tune.sweep import METRIC, Interrupted, cell_name, continue_hint, run_trial, trial_config
+from tune.trial import METRIC, Interrupted, cell_name, continue_hint, run_trial, trial_config
 
 STUDY = "mcc-sweep"
 

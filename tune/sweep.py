@@ -34,7 +34,6 @@ import argparse
 import itertools
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -44,70 +43,11 @@ if __package__ in (None, ""):  # `python tune/sweep.py` from a checkout or a job
 
 from mcc import presets
 from mcc.cli import SET_HELP
-from mcc.config import ConfigError, PretrainConfig, apply_overrides, from_dict, parse_set_args
+from mcc.config import ConfigError, PretrainConfig, apply_overrides, parse_set_args
 from tune.space import SPACE, build_space, check_against
+from tune.trial import METRIC, Interrupted, continue_hint, run_trial, trial_config  # noqa: F401 TEMP
 
-METRIC = "val_knn_top1"
 DEFAULT_SEARCH = ["loss.triplet", "loss.nce", "loss.interp", "loss.tau"]
-
-
-class Interrupted(Exception):
-    """The search was interrupted (a Ctrl-C, after which Tune returns normally; see
-    tune/search.py: fit): the table and summary of what ran are written, the test split is
-    not scored, and the same command with `--resume` continues; a grid (--grid, --cells)
-    continues by running the same command again (finished cells are cached)."""
-
-    def __init__(self, unfinished: int, out: Path, grid: bool = False) -> None:
-        what = f"interrupted with {unfinished} trial(s) unfinished" if unfinished else (
-            "interrupted")  # fmt: skip
-        super().__init__(f"{what}; the table so far is in {out}; {continue_hint(grid)}")
-        self.unfinished = unfinished
-
-
-def continue_hint(grid: bool) -> str:
-    if grid:  # finished cells are cached; a cut-off cell resumes its own Train run
-        return "run the same command again to continue (finished cells are kept)"
-    return "run the same command with --resume to continue"
-
-
-def cell_name(params: dict) -> str:
-    """A unique, readable run name for one set of parameter values."""
-    text = ",".join(f"{k}={params[k]}" for k in sorted(params)) or "base"
-    return re.sub(r"[^A-Za-z0-9=.,_-]", "_", text)
-
-
-def trial_config(base: PretrainConfig, params: dict) -> PretrainConfig:
-    return apply_overrides(base, {k: str(v) for k, v in params.items()})
-
-
-def run_trial(config: dict, base: dict, out: str, workers: int, cpus: float) -> None:
-    """A Tune trial (Train V2: a function that builds and fits a TorchTrainer). Each epoch of
-    the Train run becomes one Tune iteration through TuneReportCallback."""
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    from tune.train import run_pretraining
-
-    params = dict(config["cell"]) if "cell" in config else dict(config)
-    cfg = trial_config(from_dict(PretrainConfig, base), params)
-    name = cell_name(params)
-    res = run_pretraining(
-        cfg,
-        Path(out) / "trials" / name,
-        num_workers=workers,
-        cpus_per_worker=cpus,
-        storage_path=str(Path(out) / "train"),
-        name=name,
-        resume=True,  # a restored trial continues its own Train run
-        callbacks=[TuneReportCallback()],
-        objective="val_knn",
-    )
-    cache = Path(out) / "cells" / f"{name}.json"
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    final = res["final"]
-    cache.write_text(json.dumps({
-        "params": params, METRIC: final.get(METRIC), "epochs": final.get("epoch", -1) + 1,
-        "checkpoint": res["checkpoint"], "wall_time_s": res.get("wall_time_s"),
-    }))  # fmt: skip
 
 
 def grid_cells(space, cells_file: str | None) -> list[dict]:
@@ -177,17 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # tune/search.py raises tune.sweep.Interrupted; run as a script this file is __main__,
-    # a module of its own with its own class, so catch the importable module's
-    from tune import sweep as importable
-
     args = build_parser().parse_args(argv)
     try:
         return sweep(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except importable.Interrupted as e:
+    except Interrupted as e:
         print(f"\n{e}", file=sys.stderr)
         return 130  # the shell's code for a Ctrl-C
     except KeyboardInterrupt:  # outside Tune's loop: test scoring, a confirmation's scoring
