@@ -4,7 +4,7 @@ are put back to the random initialisation that pretraining started from, then fi
 (`python -m mcc evaluate --protocol finetune --checkpoint OUT.pt ...`). A diagnostic, not part
 of the method.
 
-    python benchmarks/partial_init.py --checkpoint RUN/checkpoint.pt --seed S
+    python experiments/partial_init.py --checkpoint RUN/checkpoint.pt --seed S
         (--reset PREFIX ... | --keep PREFIX ...) --out OUT.pt
 
 The initialisation is rebuilt as pretraining builds it: the encoder of the checkpoint's

@@ -10,7 +10,7 @@ columns describe the standardised features (what the linear probe sees): the var
 of their first principal direction and a participation ratio (directions that carry the
 variance, from 1 to the feature width).
 
-    python benchmarks/feature_variance.py --data data/synthetic --checkpoint RUN/checkpoint.pt
+    python experiments/feature_variance.py --data data/synthetic --checkpoint RUN/checkpoint.pt
         [--normalize center] [--every 3]
 """
 

@@ -9,7 +9,7 @@ draw, then scores the encoder by kNN top-1 on the test split (the preset's evalu
 recipe, as benchmarks/mcc_vs_scratch.py scores it). With --init-seed equal to --data-seed
 the run is the ordinary pretraining of that seed.
 
-    python benchmarks/seed_split.py --data data/synthetic_nostatic --out runs/split_i2_d0 \
+    python experiments/seed_split.py --data data/synthetic_nostatic --out runs/split_i2_d0 \
         --init-seed 2 --data-seed 0 [--preset small] [--pretrain-set K=V ...] [--eval-set K=V ...]
 
 Prints the InfoNCE term every 5 epochs and the kNN top-1; writes OUT/seeds.json, OUT/pretrain
@@ -28,7 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mcc_vs_scratch import cached  # noqa: E402  (this script's folder is on sys.path)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from mcc_vs_scratch import cached  # noqa: E402  (benchmarks/ is on sys.path)
 
 import mcc.train  # noqa: E402
 from mcc import presets  # noqa: E402

@@ -4,7 +4,7 @@ block's activation variance that lies over time within a sequence, then the kern
 energy spectrum averaged over the blocks, for a checkpoint's encoder against the same
 backbone at random initialisation (seed 0).
 
-    python benchmarks/temporal_kernels.py --checkpoint RUN/checkpoint.pt [--data DIR]
+    python experiments/temporal_kernels.py --checkpoint RUN/checkpoint.pt [--data DIR]
         [--write-dc-free OUT.pt [--random-init]]
 
 --write-dc-free writes a copy of the checkpoint whose temporal kernels have their time mean
