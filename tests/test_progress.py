@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ray")
 
 from tune import progress  # noqa: E402
-from tune.sweep import cell_name  # noqa: E402
+from tune.trial import cell_name  # noqa: E402
 
 
 def trial(tid: str, config: dict, status: str = "RUNNING", last_result=None):
