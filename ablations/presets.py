@@ -38,8 +38,8 @@ SMOKE = Preset(
 
 SMALL = Preset(
     name="small",
-    description="a 2-core machine, table1 + table3 in about an hour on the synthetic set: "
-    "width 0.125, 8 pretraining epochs, 20 fine-tuning epochs (Adam), 3 seeds, ST-GCN",
+    description="a 2-core machine (`list` estimates the hours a table takes): width 0.125, "
+    "8 pretraining epochs (FAST_START), 20 fine-tuning epochs (Adam), 3 seeds, ST-GCN",
     pretrain={**mcc_presets.PRETRAIN["demo"], "optim.epochs": 8, "data.val_fraction": 0.1},
     # 20 epochs: fine-tuning from scratch on the synthetic set stays at chance for the first
     # few (6 epochs: 8.7 % test top-1, chance 8.3 %; 20 epochs: 29.3 %, seed 0).
