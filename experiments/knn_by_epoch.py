@@ -1,9 +1,10 @@
 """Probe: pretrain in one process and print the test kNN top-1 every few epochs.
 
 Answers "when, if ever, do the pretrained features start to tell the classes apart?" faster
-than a full benchmark: one seed, no run folder, kNN on the test split (a probe, never model
-selection). Used to choose the embedded default data set and the `sweep` preset's recipe
-(issue 19; docs/findings.md, "Choosing the default").
+than a full benchmark: one seed, no run folder. It scores kNN on the test split, or with
+`--val-fraction F` on a validation carve of the training split (the bank is the rest), which
+is what a choice between recipes should read. Used to choose the embedded default data set
+and the `sweep` preset's recipe (issue 19; docs/findings.md, "Choosing the default").
 
     python experiments/knn_by_epoch.py --data data/synthetic --epochs 6 --every 2 \
         --set loss.triplet=0 --set loss.interp=0
@@ -32,9 +33,12 @@ def main() -> None:
     p.add_argument("--data", default="data/synthetic")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--every", type=int, default=2, help="score every N epochs")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="score on this carve of each training class instead of the test split")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
-    over = {**presets.PRETRAIN["sweep"], "data.val_fraction": "0", "data.path": args.data,
+    over = {**presets.PRETRAIN["sweep"], "data.val_fraction": str(args.val_fraction),
+            "data.path": args.data,
             "optim.epochs": str(args.epochs), **parse_set_args(args.set)}  # fmt: skip
     cfg = apply_overrides(PretrainConfig(), over)
     torch.set_num_threads(1)
@@ -45,16 +49,18 @@ def main() -> None:
     model, opt, sched = build_training(cfg, layout)
     classes = len(splits.manifest.classes)
 
-    def score() -> float:
-        return knn(model.encoder, splits.train, splits.test, ev, bodies, classes)["top1"]
+    scored, what = (splits.val, "val") if args.val_fraction > 0 else (splits.test, "test")
 
-    print(f"random init: test kNN {score():.1f} (chance {100 / classes:.1f})", flush=True)
+    def score() -> float:
+        return knn(model.encoder, splits.train, scored, ev, bodies, classes)["top1"]
+
+    print(f"random init: {what} kNN {score():.1f} (chance {100 / classes:.1f})", flush=True)
     t0 = time.time()
     for epoch in range(cfg.optim.epochs):
         batches = pretrain_batches(splits.train, cfg, epoch, bodies, layout.coord_channels)
         line = epoch_line(run_epoch(model, opt, sched, batches, cfg, epoch), cfg.optim.epochs)
         if (epoch + 1) % args.every == 0 or epoch + 1 == cfg.optim.epochs:
-            line += f"  test kNN {score():.1f}"
+            line += f"  {what} kNN {score():.1f}"
         print(line, flush=True)
     print(f"{time.time() - t0:.0f} s", flush=True)
 
