@@ -45,7 +45,7 @@ from mcc import presets
 from mcc.cli import SET_HELP
 from mcc.config import ConfigError, PretrainConfig, apply_overrides, parse_set_args
 from tune.space import SPACE, build_space, check_against
-from tune.trial import METRIC, Interrupted, continue_hint, run_trial, trial_config  # noqa: F401 TEMP
+from tune.trial import METRIC, Interrupted, continue_hint, trial_config
 
 DEFAULT_SEARCH = ["loss.triplet", "loss.nce", "loss.interp", "loss.tau"]
 
