@@ -300,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="synthetic: generator setting, e.g. --set num_classes=20 "
-        "(keys: see mcc/datasets/synthetic.py SyntheticConfig)",
+        help="synthetic: generator setting, e.g. --set variant=static-cues (the earlier "
+        "default) or --set num_classes=20 (keys: see mcc/datasets/synthetic.py "
+        "SyntheticConfig)",
     )
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_prepare)

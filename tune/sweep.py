@@ -1,14 +1,15 @@
 """python tune/sweep.py: Ray Tune + Optuna sweep over MCC's hyperparameters.
 
 With no arguments: prepares the embedded synthetic dataset if missing (data/synthetic),
-searches the three loss weights and the temperature with Optuna's TPE (seeded) and ASHA early
-stopping on a local Ray, scores each trial every epoch by kNN top-1 on the validation split
-carved from the training split, evaluates the best trial once on the test split, and writes
-runs/sweep/{results.csv, results.parquet, summary.md, optuna.journal}.
+searches the three loss weights and the temperature with Optuna's TPE (seeded; 6 trials of
+8 epochs, preset `sweep`) and ASHA early stopping on a local Ray, scores each trial every
+epoch by kNN top-1 on the validation split carved from the training split, evaluates the
+best trial once on the test split, and writes runs/sweep/{results.csv, results.parquet,
+summary.md, optuna.journal}.
 
     python tune/sweep.py [--data DIR] [--out DIR] [--preset sweep] [--set KEY=VALUE ...]
         [--search loss.tau --search loss.margin ...] [--space KEY=LOW:HIGH[:log]|A,B,C ...]
-        [--space-file space.json] [--trials 8] [--grid] [--cells cells.json]
+        [--space-file space.json] [--trials 6] [--grid] [--cells cells.json]
         [--workers-per-trial 1] [--cpus-per-worker 1] [--address auto] [--resume]
         [--confirm 3 [--confirm-protocol knn|linear|finetune|semi] [--confirm-fraction 0.1]]
 
