@@ -1,7 +1,7 @@
 """python tune/sweep.py: Ray Tune + Optuna sweep over MCC's hyperparameters.
 
 With no arguments: prepares the embedded synthetic dataset if missing (data/synthetic),
-searches the three loss weights and the temperature with Optuna's TPE (seeded; 6 trials of
+searches the three loss weights and the temperature with Optuna's TPE (seeded; 5 trials of
 8 epochs, preset `sweep`) and ASHA early stopping on a local Ray, scores each trial every
 epoch by kNN top-1 on the validation split carved from the training split, evaluates the
 best trial once on the test split, and writes runs/sweep/{results.csv, results.parquet,
@@ -9,7 +9,7 @@ summary.md, optuna.journal}.
 
     python tune/sweep.py [--data DIR] [--out DIR] [--preset sweep] [--set KEY=VALUE ...]
         [--search loss.tau --search loss.margin ...] [--space KEY=LOW:HIGH[:log]|A,B,C ...]
-        [--space-file space.json] [--trials 6] [--grid] [--cells cells.json]
+        [--space-file space.json] [--trials 5] [--grid] [--cells cells.json]
         [--workers-per-trial 1] [--cpus-per-worker 1] [--address auto] [--resume]
         [--confirm 3 [--confirm-protocol knn|linear|finetune|semi] [--confirm-fraction 0.1]]
 
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", action="append", metavar="KEY=RANGE", default=[],
                    help="search KEY over LOW:HIGH[:log] or choices A,B,C")  # fmt: skip
     p.add_argument("--space-file", help="JSON {KEY: {low, high, log} | {choices}}")
-    p.add_argument("--trials", type=int, default=6, help="Optuna trials (search mode)")
+    p.add_argument("--trials", type=int, default=5, help="Optuna trials (search mode)")
     p.add_argument("--grid", action="store_true", help="every cell, no searcher (ablations)")
     p.add_argument("--cells", help="grid mode: JSON list of cells instead of the product")
     p.add_argument("--metric", default=METRIC, help="objective reported by every trial")
