@@ -372,3 +372,26 @@ def test_fit_tells_an_interrupted_tune_run():
     assert search.fit(FakeTuner(False)) == ("grid", False)
     assert search.fit(FakeTuner(True)) == ("grid", True)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_summary_names_the_fixed_settings_and_no_nan_for_unset_parameters(tmp_path):
+    """A confirmation's control sets no tau: its row shows the value in force; the summary
+    lists where every trial departs from the paper's defaults."""
+    from mcc import presets
+    from mcc.config import PretrainConfig, apply_overrides
+    from tune.search import fill_in_force, write_summary
+
+    base = apply_overrides(PretrainConfig(), presets.PRETRAIN["sweep"])
+    rows = [
+        {"trial": "a", "param:loss.nce": 1.0, "param:loss.tau": 0.3, "val_knn_top1": 40.0,
+         "epochs": 8, "status": "completed", "checkpoint": ""},
+        {"trial": "b", "param:loss.nce": 0.0, "val_knn_top1": 15.0, "epochs": 8,
+         "status": "completed", "checkpoint": ""},
+    ]  # fmt: skip
+    table = fill_in_force(pd.DataFrame(rows), base)
+    assert table["param:loss.tau"].tolist() == [0.3, base.loss.tau]
+    write_summary(table, {}, base, tmp_path, search=False)
+    text = (tmp_path / "summary.md").read_text()
+    assert "nan" not in text.lower()
+    assert "`optim.optimizer=adam`" in text and "`sampling.speeds=1,2`" in text
+    assert "data.path" not in text

@@ -311,6 +311,10 @@ def write_summary(table, space, base, out: Path, search: bool, interrupted: bool
         lines += ["Search space:", ""]
         lines += [f"- `{k}`: {p.describe()} (paper: {p.default})" for k, p in space.items()]
         lines += [""]
+    fixed = departures(base, space)
+    if fixed:
+        lines += ["Every trial's other settings are the paper's except: "
+                  + ", ".join(f"`{k}={v}`" for k, v in fixed.items()) + ".", ""]  # fmt: skip
     ok = table[table[METRIC].notna()] if not table.empty else table
     if not ok.empty:
         best = table.loc[best_row(table)]
@@ -330,6 +334,16 @@ def write_summary(table, space, base, out: Path, search: bool, interrupted: bool
     lines += ["## All trials", "", markdown(table.drop(columns=["checkpoint"], errors="ignore")),
               ""]  # fmt: skip
     (out / "summary.md").write_text("\n".join(lines))
+
+
+def departures(base: PretrainConfig, space: dict) -> dict:
+    """The base config's values that differ from the paper's defaults (PretrainConfig()),
+    other than the searched keys and the data path: what a reader needs to rerun a trial."""
+    paper = flatten(to_dict(PretrainConfig()))
+    values = flatten(to_dict(base))
+    return {k: (",".join(map(str, v)) if isinstance(v, tuple) else v)
+            for k, v in values.items()
+            if v != paper.get(k) and k not in space and k != "data.path"}  # fmt: skip
 
 
 def markdown(table: pd.DataFrame) -> str:
