@@ -6,9 +6,11 @@ limb, the direction of its loop and its tempo (once or twice per cycle of the sl
 any two classes differ in at least two limbs. A loop's poses do not depend on its direction or
 tempo, and each sample draws every loop's phase at random, so all classes visit the same
 poses: a single frame cannot give the class away, and a model must read how the limbs move.
-Nuisances per sample: playback speed, length, each loop's phase, amplitude, width and period,
-body proportions (per subject), camera rotation, idle sway, sensor noise, idle lead-in and
-tail, and sometimes a second (idle) person. Subjects split train / test like NTU's x-sub.
+Nuisances per sample in the default (`motion`) variant: playback speed, length, each loop's
+phase and period, idle sway, sensor noise, idle lead-in and tail. The `static-cues` variant
+adds constants per sequence: loop amplitude and width, body proportions (per subject), a
+camera rotation and, sometimes, a second (idle) person. Subjects split train / test like
+NTU's x-sub.
 
 Deterministic by seed; generated in a stream through the shared ShardWriter, so any size
 (up to NTU scale) fits in memory.
