@@ -47,7 +47,14 @@ from mcc.models import Classifier, SkeletonEncoder, build_encoder
 from mcc.runs import RunDir
 from mcc.sampling import eval_frames, pad_bodies
 from mcc.shards import Sample, read_manifest
-from mcc.train import _progress, _tensorboard, make_optimizer, seed_everything, to_model_layout
+from mcc.train import (
+    _log_scalars,
+    _progress,
+    _tensorboard,
+    make_optimizer,
+    seed_everything,
+    to_model_layout,
+)
 
 FINETUNED = ("finetune", "semi", "transfer")  # protocols that train the encoder and save it
 
@@ -318,10 +325,7 @@ def fit_classifier(
                 "epoch_time_s": round(time.time() - t0, 3),
             }
             run.log(last)
-            if tb is not None:
-                for k, v in last.items():
-                    if k != "epoch":
-                        tb.add_scalar(f"{name}/{k}", v, epoch)
+            _log_scalars(tb, name, last)
     if tb is not None:
         tb.close()
     if not frozen and cfg.optim.epochs > 0:  # 0 epochs: the model as it came

@@ -314,6 +314,15 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path / "tb"))
 
 
+def _log_scalars(tb, prefix: str, metrics: dict) -> None:
+    """One epoch's metrics line as TensorBoard scalars `prefix/KEY` (no-op without a writer)."""
+    if tb is None:
+        return
+    for k, v in metrics.items():
+        if k != "epoch":
+            tb.add_scalar(f"{prefix}/{k}", v, metrics["epoch"])
+
+
 def build_training(cfg: PretrainConfig, layout):
     """The pretraining model (MCC, or a comparison pretext's encoder + head), its optimiser
     and LR schedule, freshly initialised from torch's RNG."""
@@ -461,10 +470,7 @@ def pretrain(
         steps = len(train) // cfg.optim.batch_size
         last = run_epoch(model, opt, sched, batches, cfg, epoch, progress=progress, steps=steps)
         run.log(last)
-        if tb is not None:
-            for k, v in last.items():
-                if k != "epoch":
-                    tb.add_scalar(f"pretrain/{k}", v, epoch)
+        _log_scalars(tb, "pretrain", last)
         save_checkpoint(
             run.checkpoint, training_state(cfg, layout, bodies, epoch, model, opt, sched)
         )
