@@ -7,23 +7,29 @@ initialisation under each protocol of --protocols:
     knn       k nearest neighbours on the frozen features (baseline: random init)
     linear    linear classifier on the frozen features (baseline: random init)
     finetune  everything trained, all labels (baseline: scratch)
-    semi      fine-tuned on --fraction of the labels of each class (baseline: scratch)
+    semi      fine-tuned on each --fractions share of the labels of each class (baseline:
+              scratch); every run folder keeps the ids it was given (labelled_ids.json)
 
-Prints one row per protocol: mean +- std (sample standard deviation over seeds) per
-initialisation, and MCC's difference to the best other one, marked "not resolved" when it
-is smaller than twice the larger of the two spreads. Finished runs (a result.json) are
-reused, so an interrupted comparison continues where it stopped.
+Prints one row per protocol (semi: one per fraction): mean +- std (sample standard
+deviation over seeds) per initialisation, MCC's difference to the best other one, marked
+"not resolved" when it is smaller than twice the larger of the two spreads, and the mean
+wall time of one run. OUT/summary.md holds the command, that table and the pretraining
+time; OUT/summary.json the per-seed scores. Finished runs (a result.json) are reused, so an
+interrupted comparison continues where it stopped.
 
     python benchmarks/mcc_vs_scratch.py --data data/natops --out runs/compare \\
         [--seeds 0 1 2] [--preset small] [--pretexts mcc order jigsaw pace] \\
-        [--protocols knn linear semi finetune] [--pretrain-set K=V ...] [--eval-set K=V ...]
+        [--protocols knn linear semi finetune] [--fractions 0.05 0.1] \\
+        [--pretrain-set K=V ...] [--eval-set K=V ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
+import sys
 from pathlib import Path
 
 from mcc import presets
@@ -47,9 +53,10 @@ def row_name(protocol: str, fraction: float) -> str:
             "semi": f"finetune {fraction:.0%}"}[protocol]  # fmt: skip
 
 
-def run_seed(args, seed: int, rows: dict[str, dict[str, list[float]]]) -> None:
+def run_seed(args, seed: int, rows: dict, times: dict) -> None:
     """Pretrain each pretext for `seed` and score every initialisation under every protocol;
-    top-1 lands in rows[protocol row][initialisation]."""
+    top-1 lands in rows[protocol row][initialisation], the run's wall time (s) in
+    times[row][initialisation] (row "pretrain" for pretraining)."""
     encoders: dict[str, str | None] = {}
     for pretext in args.pretexts:
         pre = apply_overrides(
@@ -62,12 +69,15 @@ def run_seed(args, seed: int, rows: dict[str, dict[str, list[float]]]) -> None:
         if not (run / "result.json").exists():
             print(f"seed {seed} pretraining {pretext} -> {run}", flush=True)
             pretrain(pre, run, resume=True, progress=False)
+        wall = json.loads((run / "result.json").read_text())["wall_time_s"]
+        times.setdefault("pretrain", {}).setdefault(NAMES[pretext], []).append(wall)
         encoders[NAMES[pretext]] = str(run / "checkpoint.pt")
-    for protocol in args.protocols:
+    runs = [(p, f) for p in args.protocols for f in (args.fractions if p == "semi" else [1.0])]
+    for protocol, fraction in runs:
         baseline = "random init" if protocol in ("knn", "linear") else "scratch"
         over = {"knn": {"protocol": "knn"}, "linear": {"protocol": "linear"}, "finetune": {},
-                "semi": {"label_fraction": str(args.fraction)}}[protocol]  # fmt: skip
-        label = row_name(protocol, args.fraction)
+                "semi": {"label_fraction": str(fraction)}}[protocol]  # fmt: skip
+        label = row_name(protocol, fraction)
         # the pretexts' configs differ only in `pretext`, which evaluation does not read
         cfg = presets.evaluation(pre, args.preset, {**parse_set_args(args.eval_set), **over})
         for init, ckpt in {**encoders, baseline: None}.items():
@@ -75,6 +85,7 @@ def run_seed(args, seed: int, rows: dict[str, dict[str, list[float]]]) -> None:
             path = args.out / f"seed{seed}" / name
             res = cached(path, lambda: evaluate(cfg, ckpt, path, progress=False))  # noqa: B023
             rows.setdefault(label, {}).setdefault(init, []).append(res["top1"])
+            times.setdefault(label, {}).setdefault(init, []).append(res["wall_time_s"])
             print(f"seed {seed} {label:14s} {init:12s} top-1 {res['top1']:6.2f}", flush=True)
 
 
@@ -82,10 +93,12 @@ def mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else float("nan")
 
 
-def table(rows: dict[str, dict[str, list[float]]]) -> tuple[str, dict]:
-    """Markdown table (one row per protocol) and the summary written to summary.json."""
+def table(rows: dict, times: dict | None = None) -> tuple[str, dict]:
+    """Markdown table (one row per protocol) and the summary written to summary.json; with
+    `times` (as run_seed fills it) a last column gives the mean wall time of one run."""
     inits = list(dict.fromkeys(i for r in rows.values() for i in r if i != "MCC"))
     head = ["protocol", "MCC", *inits, "MCC - best other", "resolved"]
+    head += ["s per run (MCC, others)"] if times else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     summary = {}
     for label, by_init in rows.items():
@@ -96,11 +109,11 @@ def table(rows: dict[str, dict[str, list[float]]]) -> tuple[str, dict]:
         resolved = abs(diff) > 2 * max(stats["MCC"][1], others[best][1])
         cells = [f"{stats[i][0]:.1f} +- {stats[i][1]:.1f}" if i in stats else "-"
                  for i in ["MCC", *inits]]  # fmt: skip
-        lines.append(
-            f"| {label} | "
-            + " | ".join(cells)
-            + f" | {diff:+.1f} ({best}) | {'yes' if resolved else 'not resolved'} |"
-        )
+        cells += [f"{diff:+.1f} ({best})", "yes" if resolved else "not resolved"]
+        if times:
+            cells.append(", ".join(f"{statistics.mean(times[label][i]):.0f}"
+                                   for i in ["MCC", *inits] if i in times[label]))  # fmt: skip
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
         summary[label] = {"top1": by_init, "best_other": best, "difference": diff,
                           "resolved": resolved}  # fmt: skip
     return "\n".join(lines), summary
@@ -122,17 +135,34 @@ def main() -> None:
         help="pretraining objectives compared (mcc is always included)",
     )
     p.add_argument("--protocols", nargs="+", default=["knn", "finetune", "semi"], choices=PROTOCOLS)
-    p.add_argument("--fraction", type=float, default=0.1, help="labelled share for semi rows")
+    p.add_argument(
+        "--fractions",
+        "--fraction",
+        type=float,
+        nargs="+",
+        default=[0.1],
+        help="labelled share of each class for the semi rows, one row each",
+    )
     p.add_argument("--pretrain-set", action="append", metavar="KEY=VALUE", default=[])
     p.add_argument("--eval-set", action="append", metavar="KEY=VALUE", default=[])
     args = p.parse_args()
     args.pretexts = list(dict.fromkeys(["mcc", *args.pretexts]))
+    if not all(0 < f < 1 for f in args.fractions):
+        p.error(f"--fractions {args.fractions}: each must lie strictly between 0 and 1")
     rows: dict[str, dict[str, list[float]]] = {}
+    times: dict[str, dict[str, list[float]]] = {}
     for seed in args.seeds:
-        run_seed(args, seed, rows)
-    text, summary = table(rows)
-    print(f"\n{args.data}, preset {args.preset}, seeds {args.seeds}\n{text}")
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        run_seed(args, seed, rows, times)
+    text, summary = table(rows, times)
+    pre = times["pretrain"]
+    pre_line = "pretraining, s per seed: " + ", ".join(
+        f"{name} {statistics.mean(ts):.0f}" for name, ts in pre.items()
+    )
+    command = shlex.join(["python", *sys.argv])
+    head = f"{args.data}, preset {args.preset}, seeds {args.seeds}"
+    print(f"\n{head}\n{text}\n{pre_line}")
+    (args.out / "summary.json").write_text(json.dumps({**summary, "wall_time_s": times}, indent=2))
+    (args.out / "summary.md").write_text(f"```\n{command}\n```\n\n{head}\n\n{text}\n\n{pre_line}\n")
 
 
 if __name__ == "__main__":

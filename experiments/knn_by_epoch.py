@@ -9,7 +9,7 @@ and the `sweep` preset's recipe (issue 19; docs/findings.md, "Choosing the defau
     python experiments/knn_by_epoch.py --data data/synthetic --epochs 6 --every 2 \
         --set loss.triplet=0 --set loss.interp=0
 
-The config is the `sweep` preset with no validation carve, then the --set overrides; kNN
+The config is the --preset (default `sweep`) with no validation carve, then the --set overrides; kNN
 scoring is the `small` evaluation preset's (k = 20, precise batch norm). One torch thread, so
 the printed figures repeat exactly.
 """
@@ -31,13 +31,23 @@ from mcc.train import build_training, epoch_line, pretrain_batches, run_epoch, s
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="data/synthetic")
+    p.add_argument(
+        "--preset",
+        default="sweep",
+        choices=sorted(presets.PRETRAIN),
+        help="pretraining preset the --set overrides apply to",
+    )
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--every", type=int, default=2, help="score every N epochs")
-    p.add_argument("--val-fraction", type=float, default=0.0,
-                   help="score on this carve of each training class instead of the test split")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.0,
+        help="score on this carve of each training class instead of the test split",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
-    over = {**presets.PRETRAIN["sweep"], "data.val_fraction": str(args.val_fraction),
+    over = {**presets.PRETRAIN[args.preset], "data.val_fraction": str(args.val_fraction),
             "data.path": args.data,
             "optim.epochs": str(args.epochs), **parse_set_args(args.set)}  # fmt: skip
     cfg = apply_overrides(PretrainConfig(), over)
