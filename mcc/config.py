@@ -112,6 +112,10 @@ class EvalConfig:
     # standardised features (mcc.models.Classifier), so one value suits every encoder.
     linear_lr: float = 0.0
     label_fraction: float = 1.0  # per class, round(fraction * count), at least 1
+    # test | val: score on the data.val_fraction carve of the training split instead of the
+    # test split (the labelled data is then the rest of the training split): for choosing a
+    # recipe without looking at the test split
+    scored: str = "test"
     seed: int = 0
     threads: int = 0
 
@@ -129,6 +133,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.optimizer": ("sgd", "adam"),
     "precision": ("fp32", "bf16"),
     "protocol": ("knn", "linear", "finetune", "semi", "transfer"),
+    "scored": ("test", "val"),
     "pretext": ("mcc", "order", "jigsaw", "pace"),
 }
 

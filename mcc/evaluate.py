@@ -364,7 +364,9 @@ def evaluate(
 ) -> dict:
     """Run cfg.protocol with the encoder of `checkpoint` (None: random init, the
     "w/o pre-training" row) on cfg.data; train on the training split (or its labelled
-    fraction), report on the test split. Writes the run folder `out`."""
+    fraction), report on the test split (cfg.scored="val": on the data.val_fraction carve of
+    the training split, which is then left out of the training data). Writes the run folder
+    `out`."""
     if cfg.protocol == "transfer" and not checkpoint:
         raise ConfigError(
             "protocol=transfer fine-tunes a checkpoint trained on another dataset: pass "
@@ -375,6 +377,13 @@ def evaluate(
     seed_everything(cfg.seed)
     splits = load_splits(cfg.data)
     manifest = splits.manifest
+    if cfg.scored == "val":
+        if not splits.val:
+            raise ConfigError(
+                f"scored=val scores the validation carve of the training split: set "
+                f"data.val_fraction (e.g. 0.2); it is {cfg.data.val_fraction}"
+            )
+        splits = dataclasses.replace(splits, test=splits.val)
     if not splits.test:
         raise ConfigError(f"dataset {cfg.data.path} has no 'test' split to evaluate on")
     unlabelled = [s for s in splits.train + splits.test if not 0 <= s.label < len(manifest.classes)]
@@ -440,6 +449,7 @@ def evaluate(
         "train_samples": len(train),
         "labelled_per_class": np.bincount([s.label for s in train], minlength=n_cls).tolist(),
         "labelled_ids": "labelled_ids.json",
+        "scored": cfg.scored,
         "test_samples": len(splits.test),
         **res,
     }

@@ -364,3 +364,21 @@ def test_frozen_features_use_batch_norm_statistics_of_the_data(tiny_data):
     test_f = encode(recomputed, splits.test, cfg.frames, bodies)
     expected = knn_scores(bank, labels_of(splits.train), test_f, cfg.knn_k, n_cls)
     assert torch.allclose(scores, expected)
+
+
+def test_scored_val_scores_the_carve_and_trains_on_the_rest(tiny_data, tmp_path):
+    import numpy as np
+
+    from mcc.data import load_splits
+
+    cfg = _eval_cfg(tiny_data, protocol="knn", scored="val", **{"data.val_fraction": "0.25"})
+    splits = load_splits(cfg.data)
+    res = evaluate(cfg, None, tmp_path / "val", progress=False)
+    scored = np.load(tmp_path / "val" / "scores.npz")["sample_ids"].tolist()
+    labelled = json.loads((tmp_path / "val" / "labelled_ids.json").read_text())
+    # 2 of each class's 8 training sequences are scored, the other 6 are the kNN bank
+    assert scored == [s.sample_id for s in splits.val] and len(scored) == 8
+    assert not set(scored) & set(labelled) and len(labelled) == 24
+    assert res["scored"] == "val" and res["test_samples"] == 8
+    with pytest.raises(ConfigError, match="data.val_fraction"):
+        evaluate(_eval_cfg(tiny_data, protocol="knn", scored="val"), None, tmp_path / "no")
