@@ -75,7 +75,7 @@ class OptimConfig:
     weight_decay: float = 1e-4
     batch_size: int = 64
     epochs: int = 80  # ST-GCN's NTU recipe: 80 epochs, lr x0.1 at 10 and 50
-    schedule: str = "step"  # step | cosine
+    schedule: str = "step"  # step | cosine | constant
     milestones: tuple[int, ...] = (10, 50)
     warmup_epochs: int = 0
 
@@ -129,7 +129,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.stream": ("joint", "bone"),
     "loss.interp_target": ("interpolate", "reconstruct"),
     "loss.slow_rule": ("hold", "tile", "exact"),
-    "optim.schedule": ("step", "cosine"),
+    "optim.schedule": ("step", "cosine", "constant"),
     "optim.optimizer": ("sgd", "adam"),
     "precision": ("fp32", "bf16"),
     "protocol": ("knn", "linear", "finetune", "semi", "transfer"),

@@ -262,9 +262,11 @@ def use_bn_mode(model: nn.Module, mode: str) -> nn.Module:
 
 def lr_factor(cfg: OptimConfig, epoch: int) -> float:
     """Multiplier of the base lr in `epoch` (0-based): linear warmup, then step (x0.1 at each
-    milestone, ST-GCN's recipe) or cosine to 0."""
+    milestone, ST-GCN's recipe), cosine to 0, or constant."""
     if epoch < cfg.warmup_epochs:
         return (epoch + 1) / (cfg.warmup_epochs + 1)
+    if cfg.schedule == "constant":
+        return 1.0
     if cfg.schedule == "step":
         return 0.1 ** sum(epoch >= m for m in cfg.milestones)
     span = max(1, cfg.epochs - cfg.warmup_epochs)

@@ -395,3 +395,15 @@ def test_summary_names_the_fixed_settings_and_no_nan_for_unset_parameters(tmp_pa
     assert "nan" not in text.lower()
     assert "`optim.optimizer=adam`" in text and "`sampling.speeds=1,2`" in text
     assert "data.path" not in text
+
+
+def test_default_search_is_the_loss_weights_and_a_narrow_tau_range():
+    from tune.sweep import build_parser, search_space
+
+    space = search_space(build_parser().parse_args([]))
+    assert list(space) == ["loss.triplet", "loss.nce", "loss.interp", "loss.tau"]
+    tau = space["loss.tau"]
+    assert (tau.low, tau.high, tau.log) == (0.1, 0.3, True)
+    # naming a parameter replaces the default: the built-in range, nothing else
+    only = search_space(build_parser().parse_args(["--search", "loss.tau"]))
+    assert list(only) == ["loss.tau"] and (only["loss.tau"].low, only["loss.tau"].high) == (0.05, 1)

@@ -217,3 +217,15 @@ def test_validation_carve_is_seeded_per_class_and_shared_by_every_path(tiny_data
     other = load_splits(tiny_cfg(tiny_data, **{"data.val_fraction": "0.25",
                                                "data.val_seed": "1"}).data)  # fmt: skip
     assert {s.sample_id for s in other.val} != val_ids
+
+
+def test_lr_schedules_step_cosine_constant_after_warmup():
+    from mcc.config import OptimConfig
+    from mcc.train import lr_factor
+
+    def factors(**kw):
+        return [round(lr_factor(OptimConfig(**kw), e), 3) for e in range(4)]
+
+    assert factors(schedule="step", milestones=(2,), epochs=4) == [1, 1, 0.1, 0.1]
+    assert factors(schedule="cosine", epochs=4) == [1, 0.854, 0.5, 0.146]
+    assert factors(schedule="constant", epochs=4, warmup_epochs=1) == [0.5, 1, 1, 1]
