@@ -15,12 +15,13 @@ deviation over seeds) per initialisation, MCC's difference to the best other one
 "not resolved" when it is smaller than twice the larger of the two spreads, and the mean
 wall time of one run. OUT/summary.md holds the command, that table and the pretraining
 time; OUT/summary.json the per-seed scores. Finished runs (a result.json) are reused, so an
-interrupted comparison continues where it stopped.
+interrupted comparison continues where it stopped; a finished evaluation run made with
+other settings stops the script with a message rather than being reused.
 
     python benchmarks/mcc_vs_scratch.py --data data/natops --out runs/compare \\
         [--seeds 0 1 2] [--preset small] [--pretexts mcc order jigsaw pace] \\
         [--protocols knn linear semi finetune] [--fractions 0.05 0.1] \\
-        [--pretrain-set K=V ...] [--eval-set K=V ...]
+        [--pretrain-set K=V ...] [--eval-set K=V ...] [--semi-set K=V ...]
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import sys
 from pathlib import Path
 
 from mcc import presets
-from mcc.config import PretrainConfig, apply_overrides, parse_set_args
+from mcc.config import PretrainConfig, apply_overrides, parse_set_args, to_dict
 from mcc.evaluate import evaluate
 from mcc.train import pretrain
 
@@ -41,11 +42,28 @@ PROTOCOLS = ("knn", "linear", "finetune", "semi")
 NAMES = {"mcc": "MCC", "order": "clip order", "jigsaw": "jigsaw", "pace": "pace"}
 
 
-def cached(path: Path, run):
+# not compared when reusing a run: the model comes from the checkpoint, threads change no result
+UNCOMPARED = {"model", "threads"}
+
+
+def cached(path: Path, run, cfg=None):
+    """The run's result.json if it has one, else run(). With `cfg` (an EvalConfig) a finished
+    run made with other settings is an error, not a silent reuse."""
     f = path / "result.json"
-    if f.exists():
-        return json.loads(f.read_text())
-    return run()
+    if not f.exists():
+        return run()
+    if cfg is not None and (path / "config.json").exists():
+        saved = json.loads((path / "config.json").read_text())
+        wanted = json.loads(json.dumps(to_dict(cfg)))
+        keys = [k for k in wanted if k not in UNCOMPARED]
+        changed = [k for k in keys if saved.get(k, wanted[k]) != wanted[k]]
+        if changed:
+            raise SystemExit(
+                f"{path} was run with other settings ({', '.join(changed)}: "
+                f"{', '.join(f'{saved[k]} -> {wanted[k]}' for k in changed)}); "
+                f"use another --out, or delete that run to redo it"
+            )
+    return json.loads(f.read_text())
 
 
 def row_name(protocol: str, fraction: float) -> str:
@@ -79,11 +97,12 @@ def run_seed(args, seed: int, rows: dict, times: dict) -> None:
                 "semi": {"label_fraction": str(fraction)}}[protocol]  # fmt: skip
         label = row_name(protocol, fraction)
         # the pretexts' configs differ only in `pretext`, which evaluation does not read
-        cfg = presets.evaluation(pre, args.preset, {**parse_set_args(args.eval_set), **over})
+        own = parse_set_args(args.semi_set) if protocol == "semi" else {}
+        cfg = presets.evaluation(pre, args.preset, {**parse_set_args(args.eval_set), **own, **over})
         for init, ckpt in {**encoders, baseline: None}.items():
             name = f"{label}-{init}".replace(" ", "_").replace("%", "pct")
             path = args.out / f"seed{seed}" / name
-            res = cached(path, lambda: evaluate(cfg, ckpt, path, progress=False))  # noqa: B023
+            res = cached(path, lambda: evaluate(cfg, ckpt, path, progress=False), cfg)  # noqa: B023
             rows.setdefault(label, {}).setdefault(init, []).append(res["top1"])
             times.setdefault(label, {}).setdefault(init, []).append(res["wall_time_s"])
             print(f"seed {seed} {label:14s} {init:12s} top-1 {res['top1']:6.2f}", flush=True)
@@ -144,7 +163,15 @@ def main() -> None:
         help="labelled share of each class for the semi rows, one row each",
     )
     p.add_argument("--pretrain-set", action="append", metavar="KEY=VALUE", default=[])
-    p.add_argument("--eval-set", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument("--eval-set", action="append", metavar="KEY=VALUE", default=[],
+                   help="evaluation override for every protocol")  # fmt: skip
+    p.add_argument(
+        "--semi-set",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="evaluation override for the semi rows only (after --eval-set)",
+    )
     args = p.parse_args()
     args.pretexts = list(dict.fromkeys(["mcc", *args.pretexts]))
     if not all(0 < f < 1 for f in args.fractions):

@@ -9,11 +9,12 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mcc_vs_scratch.py"
 
 
-def compare(data: str, out: Path) -> str:
+def compare(data: str, out: Path, *extra: str, check: bool = True):
     cmd = [sys.executable, str(SCRIPT), "--data", data, "--out", str(out), "--preset", "tiny",
            "--seeds", "0", "1", "--protocols", "knn", "semi", "--fractions", "0.25", "0.5",
-           "--pretrain-set", "optim.epochs=1"]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+           "--pretrain-set", "optim.epochs=1", *extra]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=check)
+    return done.stdout if check else done
 
 
 def test_compare_rows_subsets_times_and_reuse(tiny_data, tmp_path):
@@ -40,3 +41,6 @@ def test_compare_rows_subsets_times_and_reuse(tiny_data, tmp_path):
     again = compare(tiny_data, out)
     assert "pretraining mcc" not in again
     assert (out / "summary.md").read_text() == md
+    # a finished run is never reused for other settings
+    other = compare(tiny_data, out, "--semi-set", "optim.epochs=3", check=False)
+    assert other.returncode != 0 and "was run with other settings (optim:" in other.stderr
