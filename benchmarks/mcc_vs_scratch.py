@@ -112,12 +112,11 @@ def mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else float("nan")
 
 
-def table(rows: dict, times: dict | None = None) -> tuple[str, dict]:
-    """Markdown table (one row per protocol) and the summary written to summary.json; with
-    `times` (as run_seed fills it) a last column gives the mean wall time of one run."""
+def table(rows: dict, times: dict) -> tuple[str, dict]:
+    """Markdown table (one row per protocol) and the summary written to summary.json; the
+    last column is the mean wall time of one run, from `times` (as run_seed fills it)."""
     inits = list(dict.fromkeys(i for r in rows.values() for i in r if i != "MCC"))
-    head = ["protocol", "MCC", *inits, "MCC - best other", "resolved"]
-    head += ["s per run (MCC, others)"] if times else []
+    head = ["protocol", "MCC", *inits, "MCC - best other", "resolved", "s per run (MCC, others)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     summary = {}
     for label, by_init in rows.items():
@@ -128,10 +127,9 @@ def table(rows: dict, times: dict | None = None) -> tuple[str, dict]:
         resolved = abs(diff) > 2 * max(stats["MCC"][1], others[best][1])
         cells = [f"{stats[i][0]:.1f} +- {stats[i][1]:.1f}" if i in stats else "-"
                  for i in ["MCC", *inits]]  # fmt: skip
-        cells += [f"{diff:+.1f} ({best})", "yes" if resolved else "not resolved"]
-        if times:
-            cells.append(", ".join(f"{statistics.mean(times[label][i]):.0f}"
-                                   for i in ["MCC", *inits] if i in times[label]))  # fmt: skip
+        wall = ", ".join(f"{statistics.mean(times[label][i]):.0f}"
+                         for i in ["MCC", *inits] if i in times[label])  # fmt: skip
+        cells += [f"{diff:+.1f} ({best})", "yes" if resolved else "not resolved", wall]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         summary[label] = {"top1": by_init, "best_other": best, "difference": diff,
                           "resolved": resolved}  # fmt: skip
