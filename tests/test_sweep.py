@@ -291,7 +291,8 @@ def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, 
     import argparse
 
     import mcc.evaluate
-    from mcc.config import PretrainConfig
+    from mcc import presets
+    from mcc.config import PretrainConfig, to_dict
     from tune import search
 
     table = pd.DataFrame({"trial": ["a"], "param:loss.tau": [0.3], "val_knn_top1": [30.0],
@@ -309,7 +310,11 @@ def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, 
 
     def fake_evaluate(cfg, ckpt, out, progress=True):
         calls.append((cfg.protocol, cfg.label_fraction, cfg.seed, Path(ckpt).stem))
-        out.mkdir(parents=True)
+        assert (cfg.optim.batch_size, cfg.optim.epochs) == (8, presets.EVALUATE["semi"][
+            "optim.epochs"])  # the semi recipe, not the small one's 1-2 steps an epoch
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({**to_dict(cfg), "model": {"as": "trained"},
+                                                     "checkpoint": ckpt}))  # as evaluate()
         top1 = 70.0 + cfg.seed if "tau" in str(ckpt) else 20.0 + cfg.seed
         (out / "result.json").write_text(json.dumps({"top1": top1, "checkpoint": ckpt}))
         return {"top1": top1}
@@ -331,6 +336,12 @@ def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, 
     calls.clear()  # a second run reads the cached scores
     assert search.confirm(args, PretrainConfig(seed=0), table, tmp_path)["difference"] == 50.0
     assert not calls
+    # a changed recipe scores again instead of reading the old recipe's results
+    monkeypatch.setitem(presets.EVALUATE, "semi", {**presets.EVALUATE["semi"],
+                                                   "optim.epochs": 61})  # fmt: skip
+    search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
+    assert len(calls) == 6
+    calls.clear()
     args.confirm_fraction = 0.2  # another share is scored anew, not read from 0.1's cache
     search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
     assert len(calls) == 6 and {f for _, f, _, _ in calls} == {0.2}

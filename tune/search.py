@@ -260,12 +260,18 @@ def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: 
 
 def score_once(ev, ckpt: str, run: Path) -> float:
     """Test top-1 of `ev` from `ckpt`, evaluated into the folder `run` unless `run` already
-    holds that score from the same checkpoint (a resumed sweep reads it back)."""
+    holds that score from the same checkpoint and evaluation config (a resumed sweep reads it
+    back; a changed recipe scores again)."""
+    from mcc.config import to_dict
     from mcc.evaluate import evaluate
 
-    done = run / "result.json"
+    done, config = run / "result.json", run / "config.json"
     res = json.loads(done.read_text()) if done.exists() else {}
-    if res.get("checkpoint") != ckpt:
+    # evaluate() writes the checkpoint's model config into config.json: compare the rest
+    held = json.loads(config.read_text()) if config.exists() else {}
+    wanted = json.loads(json.dumps({**to_dict(ev), "checkpoint": ckpt}))
+    same = {**held, "model": None} == {**wanted, "model": None}
+    if res.get("checkpoint") != ckpt or not same:
         res = evaluate(ev, ckpt, run, progress=False)
     return res["top1"]
 
@@ -464,13 +470,14 @@ def add_confirmations(out: Path) -> None:
 
 def downstream_top1(base: PretrainConfig, cell: dict, ckpt, protocol: str,
                     fraction: float | None, folder: Path) -> float | None:  # fmt: skip
-    """Test top-1 of `protocol` (the `small` evaluation preset, the cell's own seed, so both
-    arms of a seed share a labelled subset) from a confirmation run's final checkpoint;
-    cached in folder/NAME, so an interrupted confirmation resumes here too."""
+    """Test top-1 of `protocol` (the `small` evaluation preset, `semi` for semi; the cell's
+    own seed, so both arms of a seed share a labelled subset) from a confirmation run's final
+    checkpoint; cached in folder/NAME, so an interrupted confirmation resumes here too."""
     if not ckpt or not Path(ckpt).exists():
         return None
     over = {"protocol": protocol}
     if protocol == "semi":
         over["label_fraction"] = str(fraction)
-    ev = presets.evaluation(trial_config(base, cell), "small", over)
+    recipe = "semi" if protocol == "semi" else "small"
+    ev = presets.evaluation(trial_config(base, cell), recipe, over)
     return score_once(ev, ckpt, folder / cell_name(cell))

@@ -25,8 +25,9 @@ at 0 (no pretraining) on N seeds the search did not use, scores each on the test
 appends mean +- std and whether the difference is resolved (> 2x the larger spread) to the
 summary (OUT/confirm.json, runs in OUT/confirm/). `--confirm-protocol linear|finetune|semi`
 scores them by that protocol as well (semi: `--confirm-fraction` of each class's labels,
-0.1 by default; OUT/confirm-PROTOCOL.json); rerun with `--resume` to add it to a finished
-sweep, whose pretraining runs and test scores are reused.
+0.1 by default; OUT/confirm-PROTOCOL.json; semi fine-tunes with the `semi` evaluation
+preset, batch 8 for 60 epochs); rerun with `--resume` to add it to a finished sweep, whose
+pretraining runs are reused, and its test scores unless their evaluation config changed.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "three loss weights at 0: no pretraining) on N fresh seeds, score each on "
                    "the test split and add the comparison to the summary (N >= 2)")  # fmt: skip
     p.add_argument("--confirm-protocol", choices=["knn", "linear", "finetune", "semi"],
-                   help="how --confirm scores each run on the test split "
-                   "(the `small` evaluation preset; default: kNN, as the objective)")  # fmt: skip
+                   help="how --confirm scores each run on the test split (evaluation "
+                   "preset `small`, `semi` for semi; default: kNN, as the objective)")  # fmt: skip
     p.add_argument("--confirm-fraction", type=float,
                    help="labelled share of each class for --confirm-protocol semi "
                    "(default 0.1)")  # fmt: skip
