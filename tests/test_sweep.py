@@ -207,6 +207,17 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
     summary = (tmp_path / "summary.md").read_text()
     assert "## Confirmation on fresh seeds [5, 6, 7] (test split, kNN top-1 %)" in summary
     assert "+21.0, resolved" in summary
+    # another protocol's confirmation (a file named before confirm.json) comes after kNN's
+    semi = {**json.loads((tmp_path / "confirm.json").read_text()), "protocol": "semi",
+            "label_fraction": 0.1}  # fmt: skip
+    semi["best"]["params"]["loss.tau"] = 0.20198537298126304
+    (tmp_path / "confirm-semi-0.1.json").write_text(json.dumps(semi))
+    (tmp_path / "summary.md").write_text("# sweep\n")
+    search.add_confirmations(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.index("kNN top-1 %") < summary.index("0.1 of each class's labels")
+    assert "`loss.tau`=0.202)" in summary  # 4 significant digits
+    (tmp_path / "confirm-semi-0.1.json").unlink()
 
     # a best trial with every loss weight at 0 is the control itself: nothing is rerun
     ran.clear()

@@ -448,7 +448,9 @@ def confirmation_lines(result: dict) -> list[str]:
         r = result[arm]
         scored = ", ".join(f"{v:.1f}" for v in r[metric]) or "none"
         mean = f"{r['mean']:.1f} +- {r['std']:.1f}" if r["std"] is not None else "n/a"
-        lines += [f"- {arm} ({', '.join(f'`{k}`={v}' for k, v in r['params'].items())}): "
+        shown = ", ".join(f"`{k}`={v:.4g}" if isinstance(v, float) else f"`{k}`={v}"
+                          for k, v in r["params"].items())  # fmt: skip
+        lines += [f"- {arm} ({shown}): "
                   f"{mean} (per seed: {scored})"]  # fmt: skip
     if result["difference"] is not None:
         verdict = "resolved" if result["resolved"] else "not resolved (< 2x the larger spread)"
@@ -461,8 +463,8 @@ def confirmation_lines(result: dict) -> list[str]:
 def add_confirmations(out: Path) -> None:
     """Append every confirmation of this sweep (OUT/confirm*.json: kNN, and each protocol
     added later with --resume) to OUT/summary.md, which the search has just rewritten."""
-    sections = [confirmation_lines(json.loads(f.read_text()))
-                for f in sorted(out.glob("confirm*.json"))]  # fmt: skip
+    files = sorted(out.glob("confirm*.json"), key=lambda f: (f.name != "confirm.json", f.name))
+    sections = [confirmation_lines(json.loads(f.read_text())) for f in files]  # kNN first
     if sections:
         with open(out / "summary.md", "a") as f:
             f.write("".join("\n" + "\n".join(lines) + "\n" for lines in sections))
