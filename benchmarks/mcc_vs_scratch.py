@@ -14,9 +14,11 @@ Prints one row per protocol (semi: one per fraction): mean +- std (sample standa
 deviation over seeds) per initialisation, MCC's difference to the best other one, marked
 "not resolved" when it is smaller than twice the larger of the two spreads, and the mean
 wall time of one run. OUT/summary.md holds the command, that table and the pretraining
-time; OUT/summary.json the per-seed scores. Finished runs (a result.json) are reused, so an
-interrupted comparison continues where it stopped; a finished evaluation run made with
-other settings stops the script with a message rather than being reused.
+time; OUT/summary.json the command, per protocol the per-seed scores and wall times
+(`protocols`), and the pretraining's wall time per seed (`pretrain_wall_time_s`). Finished
+runs (a result.json) are reused, so an interrupted comparison continues where it stopped;
+a finished evaluation run made with other settings stops the script with a message rather
+than being reused.
 
     python benchmarks/mcc_vs_scratch.py --data data/natops --out runs/compare \\
         [--seeds 0 1 2] [--preset small] [--pretexts mcc order jigsaw pace] \\
@@ -132,7 +134,7 @@ def table(rows: dict, times: dict) -> tuple[str, dict]:
         cells += [f"{diff:+.1f} ({best})", "yes" if resolved else "not resolved", wall]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         summary[label] = {"top1": by_init, "best_other": best, "difference": diff,
-                          "resolved": resolved}  # fmt: skip
+                          "resolved": resolved, "wall_time_s": times[label]}  # fmt: skip
     return "\n".join(lines), summary
 
 
@@ -186,7 +188,8 @@ def main() -> None:
     command = shlex.join(["python", *sys.argv])
     head = f"{args.data}, preset {args.preset}, seeds {args.seeds}"
     print(f"\n{head}\n{text}\n{pre_line}")
-    (args.out / "summary.json").write_text(json.dumps({**summary, "wall_time_s": times}, indent=2))
+    (args.out / "summary.json").write_text(json.dumps(
+        {"command": command, "protocols": summary, "pretrain_wall_time_s": pre}, indent=2))
     (args.out / "summary.md").write_text(f"```\n{command}\n```\n\n{head}\n\n{text}\n\n{pre_line}\n")
 
 

@@ -28,8 +28,10 @@ def test_compare_rows_subsets_times_and_reuse(tiny_data, tmp_path):
     assert "random init" in rows["protocol"] and "s per run" in rows["protocol"]
     assert "pretraining, s per seed: MCC" in md
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["finetune 25%"]["top1"]["scratch"]) == 2
-    assert len(summary["wall_time_s"]["pretrain"]["MCC"]) == 2
+    assert set(summary) == {"command", "protocols", "pretrain_wall_time_s"}
+    assert len(summary["protocols"]["finetune 25%"]["top1"]["scratch"]) == 2
+    assert len(summary["protocols"]["finetune 25%"]["wall_time_s"]["scratch"]) == 2
+    assert len(summary["pretrain_wall_time_s"]["MCC"]) == 2
     # the tiny set has 8 training sequences per class: 2 and 4 labelled per class
     for fraction, per_class in (("25pct", 2), ("50pct", 4)):
         for init in ("MCC", "scratch"):
