@@ -408,7 +408,7 @@ def test_summary_names_the_fixed_settings_and_no_nan_for_unset_parameters(tmp_pa
         {"trial": "a", "param:loss.nce": 1.0, "param:loss.tau": 0.3, "val_knn_top1": 40.0,
          "epochs": 8, "status": "completed", "checkpoint": ""},
         {"trial": "b", "param:loss.nce": 0.0, "val_knn_top1": 15.0, "epochs": 8,
-         "status": "completed", "checkpoint": ""},
+         "status": "completed", "checkpoint": "", "param:loss.interp": 0.0},
     ]  # fmt: skip
     table = fill_in_force(pd.DataFrame(rows), base)
     assert table["param:loss.tau"].tolist() == [0.3, base.loss.tau]
@@ -417,6 +417,9 @@ def test_summary_names_the_fixed_settings_and_no_nan_for_unset_parameters(tmp_pa
     assert "nan" not in text.lower()
     assert "`optim.optimizer=adam`" in text and "`sampling.speeds=1,2`" in text
     assert "data.path" not in text
+    # every parameter column next to the trial's name, even one only a later cell set
+    head = next(line for line in text.splitlines() if line.startswith("| trial"))
+    assert head.startswith("| trial | param:loss.nce | param:loss.tau | param:loss.interp |")
 
 
 def test_default_search_is_the_loss_weights_and_a_narrow_tau_range():

@@ -337,8 +337,10 @@ def write_summary(table, space, base, out: Path, search: bool, interrupted: bool
         for k, v in importances(out).items():
             lines += [f"- `{k}`: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}"]
         lines += [""]
-    lines += ["## All trials", "", markdown(table.drop(columns=["checkpoint"], errors="ignore")),
-              ""]  # fmt: skip
+    shown = table.drop(columns=["checkpoint"], errors="ignore")
+    first = ["trial", *(c for c in shown.columns if c.startswith("param:"))]  # a grid's cells
+    shown = shown[[c for c in first if c in shown] + [c for c in shown if c not in first]]
+    lines += ["## All trials", "", markdown(shown), ""]
     (out / "summary.md").write_text("\n".join(lines))
 
 
