@@ -36,8 +36,8 @@ import sys
 from pathlib import Path
 
 from mcc import presets
-from mcc.config import PretrainConfig, apply_overrides, parse_set_args, to_dict
-from mcc.evaluate import evaluate
+from mcc.config import PretrainConfig, apply_overrides, parse_set_args
+from mcc.evaluate import changed_settings, evaluate
 from mcc.train import pretrain
 
 PROTOCOLS = ("knn", "linear", "finetune", "semi")
@@ -55,14 +55,11 @@ def cached(path: Path, run, cfg=None):
     if not f.exists():
         return run()
     if cfg is not None and (path / "config.json").exists():
-        saved = json.loads((path / "config.json").read_text())
-        wanted = json.loads(json.dumps(to_dict(cfg)))
-        keys = [k for k in wanted if k not in UNCOMPARED]
-        changed = [k for k in keys if saved.get(k, wanted[k]) != wanted[k]]
+        changed = changed_settings(path, cfg, UNCOMPARED, missing_ok=True)
         if changed:
             raise SystemExit(
                 f"{path} was run with other settings ({', '.join(changed)}: "
-                f"{', '.join(f'{saved[k]} -> {wanted[k]}' for k in changed)}); "
+                f"{', '.join(f'{a} -> {b}' for a, b in changed.values())}); "
                 f"use another --out, or delete that run to redo it"
             )
     return json.loads(f.read_text())

@@ -458,6 +458,20 @@ def evaluate(
     return run.write_result(result, cfg.seed)
 
 
+def changed_settings(
+    folder: str | Path, cfg: EvalConfig, ignore=("model",), missing_ok: bool = False
+) -> dict:
+    """{key: (saved, wanted)} for the top-level config keys whose value in the run folder's
+    config.json (as `evaluate` wrote it) differs from `cfg`'s, a key the saved config lacks
+    included unless `missing_ok`; keys in `ignore` (by default the model, which evaluate()
+    takes from the checkpoint) are not compared. What a cache of evaluation runs checks
+    before it reuses one."""
+    saved = json.loads((Path(folder) / "config.json").read_text())
+    wanted = json.loads(json.dumps(to_dict(cfg)))
+    return {k: (saved.get(k), v) for k, v in wanted.items()
+            if k not in ignore and (k in saved or not missing_ok) and saved.get(k) != v}
+
+
 SCORES = "scores.npz"
 
 

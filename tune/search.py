@@ -262,15 +262,11 @@ def score_once(ev, ckpt: str, run: Path) -> float:
     """Test top-1 of `ev` from `ckpt`, evaluated into the folder `run` unless `run` already
     holds that score from the same checkpoint and evaluation config (a resumed sweep reads it
     back; a changed recipe scores again)."""
-    from mcc.config import to_dict
-    from mcc.evaluate import evaluate
+    from mcc.evaluate import changed_settings, evaluate
 
-    done, config = run / "result.json", run / "config.json"
+    done = run / "result.json"
     res = json.loads(done.read_text()) if done.exists() else {}
-    # evaluate() writes the checkpoint's model config into config.json: compare the rest
-    held = json.loads(config.read_text()) if config.exists() else {}
-    wanted = json.loads(json.dumps({**to_dict(ev), "checkpoint": ckpt}))
-    same = {**held, "model": None} == {**wanted, "model": None}
+    same = (run / "config.json").exists() and not changed_settings(run, ev)
     if res.get("checkpoint") != ckpt or not same:
         res = evaluate(ev, ckpt, run, progress=False)
     return res["top1"]
