@@ -52,6 +52,39 @@ def test_one_worker_gives_the_single_process_loss_curve(ray_cluster, tiny_data, 
         torch.testing.assert_close(wb[k], wa[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
+def test_an_epoch_sort_escapes_a_capturing_placement_group(ray_cluster):
+    """A Train worker under a Tune trial captures its child tasks into its one-CPU placement
+    group, and Ray Data's sort submits a map task with no scheduling strategy when it cannot
+    tell where the input blocks live (forced here: shuffle_input_batch_bytes=0). Iterated in
+    that actor, the sort fails ("cannot fit into any bundles") or waits forever for the CPU
+    the actor holds; through tune.data's helper it runs, in order."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    @ray.remote(num_cpus=1)
+    class Worker:
+        def epoch(self) -> list[int]:
+            from tune.data import _outside_placement_group
+
+            ds = ray.data.range(200, override_num_blocks=4).materialize()
+            ds = ds.map_batches(lambda b: {"pos": (b["id"] * 37) % 200}).sort("pos")
+            ds.context.shuffle_input_batch_bytes = 0
+            ds.context.execution_options.preserve_order = True
+            batches = _outside_placement_group(ds).iter_batches(batch_size=50)
+            return [int(p) for b in batches for p in b["pos"]]
+
+    pg = placement_group([{"CPU": 1}])
+    ray.get(pg.ready())
+    try:
+        strategy = PlacementGroupSchedulingStrategy(pg, placement_group_capture_child_tasks=True)
+        worker = Worker.options(scheduling_strategy=strategy).remote()
+        assert ray.get(worker.epoch.remote(), timeout=120) == list(range(200))
+        ray.kill(worker)
+    finally:
+        remove_placement_group(pg)
+
+
 def test_other_backbone_stream_and_pretext_run_unchanged_through_ray(
     ray_cluster, tiny_data, tmp_path
 ):

@@ -13,6 +13,13 @@ sample's views are seeded by (seed, epoch, sample index), so a Ray run sees exac
 of `python -m mcc pretrain` with the same seed. The per-epoch shuffle is the sort: a seeded
 permutation, different every epoch, identical on every run.
 
+A Train worker started by a Tune trial inherits the trial's "capture child tasks" flag, so a
+task it submits with no scheduling strategy lands in the worker's own one-CPU placement group.
+Ray Data 2.60's sort submits its shuffle map tasks that way when it cannot tell where their
+input blocks live; they then fail ("cannot fit into any bundles") or would wait forever. So
+the epoch is executed by an iterator that a small helper actor, placed outside any placement
+group, creates (`_outside_placement_group`).
+
 `local_samples` serves the fallback when no CPU is left for Ray Data tasks (every CPU taken by
 Train workers): the worker pulls the rows from the materialized dataset (no tasks needed) and
 samples in-process with `mcc.train.pretrain_batches`, the same functions.
@@ -28,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 import torch
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mcc.config import PretrainConfig
 from mcc.data import train_ids
@@ -111,6 +119,31 @@ class SampleViews:
         return out
 
 
+@ray.remote(num_cpus=0)
+class _IteratorMaker:
+    """Lives outside any placement group: datasets it starts are not captured by one."""
+
+    def iterator(self, ds: ray.data.Dataset):
+        # The split's coordinator actor, which executes `ds`, is created (and owned) here.
+        return ds.streaming_split(1)[0]
+
+
+_maker = None
+
+
+def _outside_placement_group(ds: ray.data.Dataset):
+    """An iterator over `ds` whose execution submits no task into this process's placement
+    group (see the module docstring); `ds` itself when this process is in none."""
+    global _maker
+    if ray.util.get_current_placement_group() is None:
+        return ds
+    if _maker is None:  # one per worker process, on its node; it dies with the worker
+        node = ray.get_runtime_context().get_node_id()
+        strategy = NodeAffinitySchedulingStrategy(node, soft=False)
+        _maker = _IteratorMaker.options(scheduling_strategy=strategy).remote()
+    return ray.get(_maker.iterator.remote(ds))
+
+
 def epoch_batches(
     raw: ray.data.Dataset,
     num_samples: int,
@@ -146,7 +179,7 @@ def epoch_batches(
     # The sort is the shuffle: keep its order. Set on this dataset's own context: a dataset
     # carries the context it was created with (here the driver's, pickled to the worker).
     ds.context.execution_options.preserve_order = True
-    for b in ds.iter_batches(
+    for b in _outside_placement_group(ds).iter_batches(
         batch_size=cfg.optim.batch_size, batch_format="numpy", drop_last=False, prefetch_batches=2
     ):
         yield batch_tensors(b, b["index"])
