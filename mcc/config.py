@@ -41,6 +41,11 @@ class SamplingConfig:
     # AimCLR use 0.5), so that a sequence's fixed geometry (body, camera) no longer matches
     # its clips to each other.
     shear: float = 0.0
+    # Beyond the paper (off by default): a sequence shorter than min_frames is stretched to
+    # min_frames (linear interpolation in time) before its clips are drawn, so that short
+    # clips keep their speed-changed views. On NW-UCLA (median 31 frames) 86 % of sequences
+    # cannot give a 32-frame clip at speed 2; min_frames=64 lets every one do so.
+    min_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -272,7 +277,7 @@ def validate(cfg) -> None:
         if key in flat and flat[key] < lowest:
             raise ConfigError(f"{key}={flat[key]} must be >= {lowest}")
     for key in ("loss.triplet", "loss.nce", "loss.interp", "loss.margin", "optim.lr", "linear_lr",
-                "sampling.shear"):  # fmt: skip
+                "sampling.shear", "sampling.min_frames"):  # fmt: skip
         if key in flat and flat[key] < 0:
             raise ConfigError(f"{key}={flat[key]} must be >= 0")
     for key in ("loss.tau", "model.width"):

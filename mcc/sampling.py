@@ -392,6 +392,26 @@ def eval_frames(
     return seq[:, idx]
 
 
+def stretch(seq: np.ndarray, min_frames: int) -> np.ndarray:
+    """A sequence shorter than `min_frames` resampled to exactly `min_frames` frames by linear
+    interpolation in time (`sampling.min_frames`); a longer one, or min_frames=0, unchanged.
+    Where a body is absent (all zeros) from either neighbouring frame, the nearer frame is
+    taken as it is, so absent bodies are not blended into present ones."""
+    _check_sequence(seq)
+    t = seq.shape[1]
+    if t >= min_frames:
+        return seq
+    pos = np.linspace(0.0, t - 1, min_frames)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, t - 1)
+    w = (pos - lo)[None, :, None, None]
+    blend = (1 - w) * seq[:, lo] + w * seq[:, hi]
+    present = np.any(seq != 0, axis=(2, 3))  # (M, T)
+    both = (present[:, lo] & present[:, hi])[:, :, None, None]
+    nearer = seq[:, np.where(pos - lo < 0.5, lo, hi)]
+    return np.where(both, blend, nearer).astype(seq.dtype)
+
+
 def normalize(seq: np.ndarray, layout: Layout, mode: str) -> np.ndarray:
     """Optional skeleton normalisation, applied on load (never baked into the shards).
 

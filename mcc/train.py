@@ -44,6 +44,7 @@ from mcc.sampling import (
     order_views,
     pace_views,
     pad_bodies,
+    stretch,
 )
 from mcc.shards import Sample, read_manifest
 
@@ -75,6 +76,7 @@ def view_arrays(
     a sample's views do not depend on which worker draws them or in which order: the
     single-process loop and the Ray Data stage produce the same arrays."""
     rng = np.random.default_rng([cfg.seed, epoch, index])
+    seq = stretch(seq, cfg.sampling.min_frames)
     if cfg.pretext == "mcc":
         views = mcc_views(seq, rng, cfg.sampling, cfg.loss, coords)
     elif cfg.pretext == "order":

@@ -21,6 +21,7 @@ from mcc.sampling import (
     random_rotation,
     rotate,
     speed_clip,
+    stretch,
 )
 
 SPEEDS = (1, 2, 4, 8)
@@ -642,3 +643,30 @@ def test_center_align_with_a_degenerate_first_frame_keeps_the_sequence_3d():
     seq[0, 0, 1] = seq[0, 0, 0]  # spine base and spine mid coincide: no "up" direction
     out = normalize(seq, NTU25, "center-align")
     assert np.linalg.matrix_rank(out[0].reshape(-1, 3)) == 3
+
+
+# --- stretching short sequences (sampling.min_frames) ----------------------------------------
+
+
+def test_stretch_interpolates_a_short_sequence_to_min_frames():
+    seq = index_seq(10) + 1  # frame t holds t + 1: no frame is all zeros (absent)
+    out = stretch(seq, 64)
+    assert out.shape == (2, 64, 3, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, :, 0, 0], np.linspace(1, 10, 64), rtol=1e-6)
+    assert (out == out[:, :, :1, :1]).all()  # a frame's values move together
+
+
+def test_stretch_leaves_long_sequences_and_min_frames_0_alone():
+    seq = index_seq(64) + 1
+    assert stretch(seq, 64) is seq
+    assert stretch(index_seq(5), 0).shape[1] == 5
+
+
+def test_stretch_never_blends_an_absent_body_into_a_present_one():
+    seq = index_seq(10) + 1
+    seq[1, 4:] = 0  # the second body is gone after frame 3
+    pos = np.linspace(0, 9, 64)
+    out = stretch(seq, 64)
+    np.testing.assert_allclose(out[0, :, 0, 0], pos + 1, rtol=1e-6)
+    expected = np.where(pos < 3.5, np.minimum(pos, 3) + 1, 0)  # the nearer frame past 3
+    np.testing.assert_allclose(out[1, :, 0, 0], expected, rtol=1e-6)

@@ -12,7 +12,7 @@ from mcc.checkpoint import CheckpointError, load_checkpoint
 from mcc.config import ConfigError, PretrainConfig, apply_overrides
 from mcc.data import load_splits, train_ids
 from mcc.model import MCC
-from mcc.train import make_optimizer, pretrain, pretrain_batches, training_step
+from mcc.train import make_optimizer, pretrain, pretrain_batches, training_step, view_arrays
 
 TINY = {
     "model.width": "0.125",
@@ -229,3 +229,20 @@ def test_lr_schedules_step_cosine_constant_after_warmup():
     assert factors(schedule="step", milestones=(2,), epochs=4) == [1, 1, 0.1, 0.1]
     assert factors(schedule="cosine", epochs=4) == [1, 0.854, 0.5, 0.146]
     assert factors(schedule="constant", epochs=4, warmup_epochs=1) == [0.5, 1, 1, 1]
+
+
+def test_min_frames_gives_a_short_sequence_unwrapped_speed_2_clips():
+    """A 20-frame sequence cannot hold a 32-frame clip even at speed 1: it wraps. Stretched to
+    64 frames (sampling.min_frames=64), its clips at speeds 1 and 2 fit."""
+    import numpy as np
+
+    seq = np.random.default_rng(0).normal(size=(1, 20, 25, 3)).astype(np.float32)
+    sets = {"sampling.speeds": "1,2", "sampling.overflow": "loop"}
+    plain = apply_overrides(PretrainConfig(), sets)
+    stretched = apply_overrides(PretrainConfig(), {**sets, "sampling.min_frames": "64"})
+    wraps = [view_arrays(seq, i, plain, 0, 1, 3)["wrapped"] for i in range(8)]
+    assert min(wraps) > 0
+    for i in range(8):
+        views = view_arrays(seq, i, stretched, 0, 1, 3)
+        assert views["wrapped"] == 0
+        assert views["anchor"].shape[1] == 32  # (C, T, V, M)
