@@ -57,7 +57,7 @@ def test_an_epoch_sort_escapes_a_capturing_placement_group(ray_cluster):
     group, and Ray Data's sort submits a map task with no scheduling strategy when it cannot
     tell where the input blocks live (forced here: shuffle_input_batch_bytes=0). Iterated in
     that actor, the sort fails ("cannot fit into any bundles") or waits forever for the CPU
-    the actor holds; through tune.data's helper it runs, in order."""
+    the actor holds; through tune.data's reader it runs, in order."""
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -65,13 +65,13 @@ def test_an_epoch_sort_escapes_a_capturing_placement_group(ray_cluster):
     @ray.remote(num_cpus=1)
     class Worker:
         def epoch(self) -> list[int]:
-            from tune.data import _outside_placement_group
+            from tune.data import iter_numpy_batches
 
             ds = ray.data.range(200, override_num_blocks=4).materialize()
             ds = ds.map_batches(lambda b: {"pos": (b["id"] * 37) % 200}).sort("pos")
             ds.context.shuffle_input_batch_bytes = 0
             ds.context.execution_options.preserve_order = True
-            batches = _outside_placement_group(ds).iter_batches(batch_size=50)
+            batches = iter_numpy_batches(ds, 50)
             return [int(p) for b in batches for p in b["pos"]]
 
     pg = placement_group([{"CPU": 1}])

@@ -17,8 +17,8 @@ A Train worker started by a Tune trial inherits the trial's "capture child tasks
 task it submits with no scheduling strategy lands in the worker's own one-CPU placement group.
 Ray Data 2.60's sort submits its shuffle map tasks that way when it cannot tell where their
 input blocks live; they then fail ("cannot fit into any bundles") or would wait forever. So
-the epoch is executed by an iterator that a small helper actor, placed outside any placement
-group, creates (`_outside_placement_group`).
+a worker's epochs run in a small helper actor placed outside any placement group, which
+hands the batches over (`iter_numpy_batches`).
 
 `local_samples` serves the fallback when no CPU is left for Ray Data tasks (every CPU taken by
 Train workers): the worker pulls the rows from the materialized dataset (no tasks needed) and
@@ -120,28 +120,47 @@ class SampleViews:
 
 
 @ray.remote(num_cpus=0)
-class _IteratorMaker:
-    """Lives outside any placement group: datasets it starts are not captured by one."""
+class _EpochReader:
+    """Executes datasets from outside any placement group (so none of their tasks is captured
+    by one) and hands their batches out one call at a time. One per worker process, alive
+    for the whole run: no process start per epoch."""
 
-    def iterator(self, ds: ray.data.Dataset):
-        # The split's coordinator actor, which executes `ds`, is created (and owned) here.
-        return ds.streaming_split(1)[0]
+    def __init__(self) -> None:
+        self._batches: Iterator | None = None
+
+    def start(self, ds: ray.data.Dataset, batch_size: int) -> None:
+        self._batches = iter(
+            ds.iter_batches(
+                batch_size=batch_size, batch_format="numpy", drop_last=False, prefetch_batches=2
+            )
+        )
+
+    def next(self) -> dict | None:
+        return next(self._batches, None)
 
 
-_maker = None
+_reader = None
 
 
-def _outside_placement_group(ds: ray.data.Dataset):
-    """An iterator over `ds` whose execution submits no task into this process's placement
-    group (see the module docstring); `ds` itself when this process is in none."""
-    global _maker
+def iter_numpy_batches(ds: ray.data.Dataset, batch_size: int) -> Iterator[dict]:
+    """`ds`'s batches, in order, as numpy dicts. In a process that is in a placement group
+    (a Train worker) the dataset runs in this process's `_EpochReader` instead (see the module
+    docstring), one batch requested ahead of the one being used."""
+    global _reader
     if ray.util.get_current_placement_group() is None:
-        return ds
-    if _maker is None:  # one per worker process, on its node; it dies with the worker
+        yield from ds.iter_batches(
+            batch_size=batch_size, batch_format="numpy", drop_last=False, prefetch_batches=2
+        )
+        return
+    if _reader is None:  # on this worker's node; it dies with the worker
         node = ray.get_runtime_context().get_node_id()
         strategy = NodeAffinitySchedulingStrategy(node, soft=False)
-        _maker = _IteratorMaker.options(scheduling_strategy=strategy).remote()
-    return ray.get(_maker.iterator.remote(ds))
+        _reader = _EpochReader.options(scheduling_strategy=strategy).remote()
+    ray.get(_reader.start.remote(ds, batch_size))
+    ahead = _reader.next.remote()
+    while (batch := ray.get(ahead)) is not None:
+        ahead = _reader.next.remote()
+        yield batch
 
 
 def epoch_batches(
@@ -179,9 +198,7 @@ def epoch_batches(
     # The sort is the shuffle: keep its order. Set on this dataset's own context: a dataset
     # carries the context it was created with (here the driver's, pickled to the worker).
     ds.context.execution_options.preserve_order = True
-    for b in _outside_placement_group(ds).iter_batches(
-        batch_size=cfg.optim.batch_size, batch_format="numpy", drop_last=False, prefetch_batches=2
-    ):
+    for b in iter_numpy_batches(ds, cfg.optim.batch_size):
         yield batch_tensors(b, b["index"])
 
 
