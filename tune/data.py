@@ -119,6 +119,12 @@ class SampleViews:
         return out
 
 
+def _numpy_batches(ds: ray.data.Dataset, batch_size: int) -> Iterator[dict]:
+    return ds.iter_batches(
+        batch_size=batch_size, batch_format="numpy", drop_last=False, prefetch_batches=2
+    )
+
+
 @ray.remote(num_cpus=0)
 class _EpochReader:
     """Executes datasets from outside any placement group (so none of their tasks is captured
@@ -129,11 +135,7 @@ class _EpochReader:
         self._batches: Iterator | None = None
 
     def start(self, ds: ray.data.Dataset, batch_size: int) -> None:
-        self._batches = iter(
-            ds.iter_batches(
-                batch_size=batch_size, batch_format="numpy", drop_last=False, prefetch_batches=2
-            )
-        )
+        self._batches = iter(_numpy_batches(ds, batch_size))
 
     def next(self) -> dict | None:
         return next(self._batches, None)
@@ -148,9 +150,7 @@ def iter_numpy_batches(ds: ray.data.Dataset, batch_size: int) -> Iterator[dict]:
     docstring), one batch requested ahead of the one being used."""
     global _reader
     if ray.util.get_current_placement_group() is None:
-        yield from ds.iter_batches(
-            batch_size=batch_size, batch_format="numpy", drop_last=False, prefetch_batches=2
-        )
+        yield from _numpy_batches(ds, batch_size)
         return
     if _reader is None:  # on this worker's node; it dies with the worker
         node = ray.get_runtime_context().get_node_id()
