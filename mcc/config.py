@@ -116,6 +116,10 @@ class EvalConfig:
     # linear protocol: the classifier's learning rate (0: optim.lr). The linear layer sees
     # standardised features (mcc.models.Classifier), so one value suits every encoder.
     linear_lr: float = 0.0
+    # protocols that train the encoder: the linear layer starts at random (random) or as the
+    # linear protocol's layer fitted on the frozen encoder first, then everything is trained
+    # for the full schedule (probe; LP-FT, Kumar et al. 2022)
+    head_init: str = "random"
     label_fraction: float = 1.0  # per class, round(fraction * count), at least 1
     # test | val: score on the data.val_fraction carve of the training split instead of the
     # test split (the labelled data is then the rest of the training split): for choosing a
@@ -139,6 +143,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("fp32", "bf16"),
     "protocol": ("knn", "linear", "finetune", "semi", "transfer"),
     "scored": ("test", "val"),
+    "head_init": ("random", "probe"),
     "pretext": ("mcc", "order", "jigsaw", "pace"),
 }
 

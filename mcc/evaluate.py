@@ -280,9 +280,18 @@ def fit_classifier(
     frozen: bool = False,
 ) -> Classifier:
     """The training half of `train_classifier`: the trained Classifier (encoder + fc)."""
+    head = None
+    if not frozen and cfg.head_init == "probe" and cfg.optim.epochs > 0:
+        # LP-FT: first the linear protocol on a frozen copy (the same run as `--protocol
+        # linear` with these settings), then everything from its layer
+        probe = fit_classifier(copy.deepcopy(encoder), train, cfg, bodies, num_classes,
+                               None, progress, frozen=True)  # fmt: skip
+        head = folded_head(probe)
     if frozen:  # the frozen encoder's statistics, as knn's: over the training inputs
         precise_batch_norm(encoder, train, cfg.frames, bodies, cfg.optim.batch_size)
     model = Classifier(encoder, num_classes, standardize=frozen)
+    if head is not None:
+        model.fc.load_state_dict(head)
     encoder.requires_grad_(not frozen)
     params = model.fc.parameters() if frozen else model.parameters()
     optim = dataclasses.replace(cfg.optim, lr=cfg.linear_lr) if (
@@ -331,6 +340,17 @@ def fit_classifier(
     if not frozen and cfg.optim.epochs > 0:  # 0 epochs: the model as it came
         precise_batch_norm(model, train, cfg.frames, bodies, bs)
     return model
+
+
+@torch.no_grad()
+def folded_head(probe: Classifier) -> dict:
+    """The linear layer of a linear-protocol Classifier with its feature standardisation
+    folded in: fc(x) == probe.fc(probe.norm(x)) for pooled features x, so that it can head a
+    Classifier without one (`head_init=probe`)."""
+    norm, fc = probe.norm, probe.fc
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    weight = fc.weight * scale
+    return {"weight": weight, "bias": fc.bias - weight @ norm.running_mean}
 
 
 @torch.no_grad()

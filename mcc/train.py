@@ -107,7 +107,8 @@ def batch_tensors(arrays: dict[str, np.ndarray], ids) -> dict[str, torch.Tensor]
     """Stacked view arrays -> the batch `training_step` takes (`wrapped` summed, ids and
     pretext labels long)."""
     batch = {
-        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+        # a writable copy: arrays from Ray's object store are read-only (torch warns)
+        k: torch.from_numpy(np.array(v, dtype=np.float32, order="C"))
         for k, v in arrays.items()
         if k not in ("wrapped", "index", "label")
     }

@@ -151,6 +151,43 @@ def test_linear_trains_only_the_classifier_with_the_encoder_frozen(tiny_data, tm
     assert [m["lr"] for m in logged] == [0.02]  # linear_lr, not optim.lr
 
 
+def test_probe_head_init_starts_fine_tuning_from_the_linear_protocols_layer(tiny_data, tmp_path):
+    """head_init=probe (LP-FT): the linear protocol on the frozen encoder first, then everything
+    trained from its layer. With the fine-tuning lr at 0 the fine-tuned model therefore scores
+    exactly as the linear protocol's run with the same settings; at random init it does not."""
+    import numpy as np
+
+    from mcc.evaluate import folded_head
+    from mcc.models import Classifier
+
+    class Features(torch.nn.Module):
+        out_channels = 8
+
+        def forward(self, x):
+            return x
+
+    torch.manual_seed(0)
+    probe = Classifier(Features(), 3, standardize=True).train()
+    probe(3 * torch.randn(64, 8) + 1)
+    probe.eval()
+    plain = Classifier(Features(), 3)
+    plain.fc.load_state_dict(folded_head(probe))
+    f = 3 * torch.randn(16, 8) + 1
+    assert torch.allclose(plain(f), probe(f), atol=1e-5)
+
+    ckpt = _untrained_checkpoint(tiny_data, tmp_path / "pre")
+    common = {"linear_lr": "0.05", "optim.epochs": "3", "optim.optimizer": "adam"}
+    evaluate(_eval_cfg(tiny_data, protocol="linear", **common), ckpt, tmp_path / "lin",
+             progress=False)  # fmt: skip
+    for init in ("probe", "random"):
+        cfg = _eval_cfg(tiny_data, head_init=init, **common, **{"optim.lr": "0"})
+        evaluate(cfg, ckpt, tmp_path / init, progress=False)
+    lin, probe_ft, random_ft = (np.load(tmp_path / d / "scores.npz")["scores"]
+                                for d in ("lin", "probe", "random"))  # fmt: skip
+    assert np.allclose(probe_ft, lin, atol=1e-4)
+    assert not np.allclose(random_ft, lin, atol=1e-2)
+
+
 # --- semi-supervised and transfer protocols (design.md, "Downstream"; Tables 5-7) ---------
 
 

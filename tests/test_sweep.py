@@ -43,6 +43,8 @@ def tiny_args(data: str, out: Path, *extra: str) -> list[str]:
          "share in (0, 1)"),
         (["--confirm-protocol", "semi"], "add --confirm N"),
         (["--confirm", "3", "--confirm-fraction", "0.2"], "add --confirm-protocol semi"),
+        (["--confirm-epochs", "24"], "add --confirm N"),
+        (["--confirm", "3", "--confirm-epochs", "0"], "need at least 1"),
         (["--search", "optim.lr", "--set", "optim.optimizer=adam"], "0.01 .. 0.3, log is SGD's"),
     ],
 )
@@ -185,7 +187,7 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
     ran = {}
 
     def fake_grid(args, base, space, cells, out):
-        ran.update(cells=cells, out=out, test_eval=args.test_eval)
+        ran.update(cells=cells, out=out, test_eval=args.test_eval, epochs=base.optim.epochs)
         score = {0.5: [60.0, 62.0, 64.0], 0.0: [40.0, 41.0, 42.0]}
         rows = [{"trial": cell_name(c), "test_knn_top1": score[c.get("loss.tau", 0.0)][i % 3]}
                 for i, c in enumerate(cells)]  # fmt: skip
@@ -194,18 +196,22 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
     monkeypatch.setattr(search, "run_search", fake_grid)
     (tmp_path / "summary.md").write_text("# sweep\n")
     args = argparse.Namespace(confirm=3, test_eval=None, confirm_protocol="knn",
-                              confirm_fraction=0.1)  # as tune/sweep.py: sweep fills them in
+                              confirm_fraction=0.1, confirm_epochs=None)  # as sweep fills them
     res = search.confirm(args, PretrainConfig(seed=4), table, tmp_path)
     assert ran["test_eval"] == "all" and ran["out"] == tmp_path / "confirm"
     assert type(ran["cells"][0]["loss.tau"]) is float  # a plain value for the config
-    assert ran["cells"] == [{"loss.tau": 0.5, "seed": s} for s in (5, 6, 7)] + [
-        {**search.CONTROL, "seed": s} for s in (5, 6, 7)]  # fmt: skip
+    # three times the trials' 80 epochs: the chosen configuration trains longer
+    assert ran["cells"] == [{"loss.tau": 0.5, "optim.epochs": 240, "seed": s}
+                            for s in (5, 6, 7)] + [
+        {**search.CONTROL, "optim.epochs": 240, "seed": s} for s in (5, 6, 7)]  # fmt: skip
+    assert ran["epochs"] == 240 and res["epochs"] == 240
     assert res["best"]["test_knn_top1"] == [60.0, 62.0, 64.0]
     assert res["control"]["mean"] == 41.0 and res["difference"] == 21.0 and res["resolved"]
     assert json.loads((tmp_path / "confirm.json").read_text())["resolved"] is True
     search.add_confirmations(tmp_path)  # what sweep.py does after the search's summary
     summary = (tmp_path / "summary.md").read_text()
-    assert "## Confirmation on fresh seeds [5, 6, 7] (test split, kNN top-1 %)" in summary
+    assert ("## Confirmation on fresh seeds [5, 6, 7], 240 pretraining epochs (test split, "
+            "kNN top-1 %)") in summary  # fmt: skip
     assert "+21.0, resolved" in summary
     # another protocol's confirmation (a file named before confirm.json) comes after kNN's
     semi = {**json.loads((tmp_path / "confirm.json").read_text()), "protocol": "semi",
@@ -335,9 +341,9 @@ def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, 
     (tmp_path / "summary.md").write_text("# sweep\n")
     for c in [{"loss.tau": 0.3}, search.CONTROL]:
         for s in (1, 2, 3):
-            (tmp_path / f"{cell_name({**c, 'seed': s})}.pt").write_text("x")
+            (tmp_path / f"{cell_name({**c, 'optim.epochs': 2, 'seed': s})}.pt").write_text("x")
     args = argparse.Namespace(confirm=3, test_eval=None, confirm_protocol="semi",
-                              confirm_fraction=0.1)  # fmt: skip
+                              confirm_fraction=0.1, confirm_epochs=2)  # fmt: skip
     res = search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
     assert grid["test_eval"] == "all" and len(calls) == 6  # kNN scores kept as well
     assert {(p, f, s) for p, f, s, _ in calls} == {("semi", 0.1, s) for s in (1, 2, 3)}

@@ -371,7 +371,8 @@ CONTROL = {"loss.triplet": 0.0, "loss.nce": 0.0, "loss.interp": 0.0}  # no pretr
 def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     """Rerun the best trial's configuration and the control (the three loss weights at 0: the
     encoder keeps its random initialisation) on `args.confirm` seeds the search did not use,
-    through the grid engine in OUT/confirm (cached, so an interrupted confirmation resumes),
+    each pretrained for `args.confirm_epochs` (None: three times the trials'), through the
+    grid engine in OUT/confirm (cached, so an interrupted confirmation resumes),
     and score every run once on the test split: by kNN (the objective's protocol), or by
     `args.confirm_protocol` (linear: a linear layer on the frozen encoder; finetune; semi:
     fine-tuning on `args.confirm_fraction` of each class). Returns the comparison, written to
@@ -383,11 +384,13 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     # plain Python values (a table cell may hold a NumPy scalar): the cells become configs
     params = {k: v.item() if hasattr(v, "item") else v for k, v in best_params(table).items()}
     seeds = [base.seed + 1 + i for i in range(args.confirm)]
+    # the search compared configurations at its short budget; the chosen one trains longer
+    epochs = args.confirm_epochs or 3 * int(params.get("optim.epochs", base.optim.epochs))
     protocol = args.confirm_protocol  # defaults filled in by tune/sweep.py: sweep
     fraction = args.confirm_fraction if protocol == "semi" else None
     arms = {"best": params, "control": CONTROL}
     result: dict = {"seeds": seeds, "metric": f"test_{protocol}_top1", "protocol": protocol,
-                    "label_fraction": fraction}  # fmt: skip
+                    "label_fraction": fraction, "epochs": epochs}  # fmt: skip
     metric = result["metric"]
     weights = [float(params.get(k, getattr(base.loss, k[5:]))) for k in CONTROL]
     if not any(w > 0 for w in weights):
@@ -396,10 +399,11 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
                       resolved=False, note=note)  # fmt: skip
         (out / confirm_file(protocol, fraction)).write_text(json.dumps(result, indent=2))
         return result
-    cells = [{**p, "seed": s} for p in arms.values() for s in seeds]
+    cells = [{**p, "optim.epochs": epochs, "seed": s} for p in arms.values() for s in seeds]
     # kNN test scores always (cached per run); another protocol is scored below as well
     grid_args = argparse.Namespace(**{**vars(args), "test_eval": "all"})
-    runs = run_search(grid_args, base, {}, cells, out / "confirm")
+    runs = run_search(grid_args, trial_config(base, {"optim.epochs": epochs}), {}, cells,
+                      out / "confirm")  # fmt: skip
     if protocol == "knn":
         scores = dict(zip(runs["trial"], runs["test_knn_top1"]))
     else:
@@ -410,7 +414,7 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
                                                 fraction, folder)
                   for c in cells}  # fmt: skip
     for arm, p in arms.items():
-        got = [scores.get(cell_name({**p, "seed": s})) for s in seeds]
+        got = [scores.get(cell_name({**p, "optim.epochs": epochs, "seed": s})) for s in seeds]
         top1 = [float(v) for v in got if v is not None and v == v]
         result[arm] = {"params": p, metric: top1,
                        "mean": statistics.mean(top1) if top1 else None,
@@ -437,8 +441,9 @@ def confirmation_lines(result: dict) -> list[str]:
     protocol, fraction = result.get("protocol", "knn"), result.get("label_fraction")
     what = {"knn": "kNN", "linear": "linear", "finetune": "fine-tune"}.get(protocol) or (
         f"fine-tune with {fraction:g} of each class's labels")  # fmt: skip
-    lines = [f"## Confirmation on fresh seeds {result['seeds']} (test split, {what} top-1 %)",
-             ""]  # fmt: skip
+    trained = f", {result['epochs']} pretraining epochs" if result.get("epochs") else ""
+    lines = [f"## Confirmation on fresh seeds {result['seeds']}{trained} (test split, {what} "
+             f"top-1 %)", ""]  # fmt: skip
     if result.get("note"):
         return lines + [f"Not run: {result['note']} (no pretraining)."]
     metric = result.get("metric", "test_knn_top1")

@@ -11,7 +11,8 @@ runs/sweep/{results.csv, results.parquet, summary.md, optuna.journal}.
         [--search loss.tau --search loss.margin ...] [--space KEY=LOW:HIGH[:log]|A,B,C ...]
         [--space-file space.json] [--trials 5] [--grid] [--cells cells.json]
         [--workers-per-trial 1] [--cpus-per-worker 1] [--address auto] [--resume]
-        [--confirm 3 [--confirm-protocol knn|linear|finetune|semi] [--confirm-fraction 0.1]]
+        [--confirm 3 [--confirm-protocol knn|linear|finetune|semi] [--confirm-fraction 0.1]
+         [--confirm-epochs 24]]
 
 Grid mode (--grid) runs every cell of the space's values (choices, or a range's two ends),
 or the cells listed in --cells (a JSON list of {KEY: VALUE} dicts), with no searcher and no
@@ -21,13 +22,15 @@ OUT/cells/NAME.json, so rerunning the same grid skips finished cells.
 Ctrl-C writes the table and summary of what ran (marked interrupted, the test split not
 scored) and exits with status 130.
 `--confirm N` then reruns the best configuration and the control with the three loss weights
-at 0 (no pretraining) on N seeds the search did not use, scores each on the test split, and
+at 0 (no pretraining) on N seeds the search did not use, pretrained for `--confirm-epochs`
+(three times the trials' epochs by default), scores each on the test split, and
 appends mean +- std and whether the difference is resolved (> 2x the larger spread) to the
 summary (OUT/confirm.json, runs in OUT/confirm/). `--confirm-protocol linear|finetune|semi`
 scores them by that protocol as well (semi: `--confirm-fraction` of each class's labels,
 0.1 by default; OUT/confirm-PROTOCOL.json; semi fine-tunes with the `semi` evaluation
-preset, batch 8 for 60 epochs); rerun with `--resume` to add it to a finished sweep, whose
-pretraining runs are reused, and its test scores unless their evaluation config changed.
+preset, batch 8 for 60 epochs from the linear protocol's layer); rerun with `--resume` to
+add it to a finished sweep, whose pretraining runs are reused, and its test scores unless
+their evaluation config changed.
 """
 
 from __future__ import annotations
@@ -128,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-fraction", type=float,
                    help="labelled share of each class for --confirm-protocol semi "
                    "(default 0.1)")  # fmt: skip
+    p.add_argument("--confirm-epochs", type=int, metavar="E",
+                   help="pretraining epochs of each --confirm run (default: three times the "
+                   "trials', 24 with the sweep preset): the search compares configurations "
+                   "at a short budget, the confirmation trains the chosen one longer")  # fmt: skip
     p.add_argument("--address", help="Ray cluster ('auto'); default RAY_ADDRESS or local")
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     return p
@@ -164,6 +171,11 @@ def sweep(args) -> int:
     if args.confirm_fraction is not None and args.confirm_protocol != "semi":
         raise ConfigError(f"--confirm-fraction={args.confirm_fraction}: only the semi "
                           f"protocol uses it; add --confirm-protocol semi")  # fmt: skip
+    if args.confirm_epochs is not None and not args.confirm:
+        raise ConfigError(f"--confirm-epochs={args.confirm_epochs}: sets the pretraining of a "
+                          f"confirmation's runs; add --confirm N")  # fmt: skip
+    if args.confirm_epochs is not None and args.confirm_epochs < 1:
+        raise ConfigError(f"--confirm-epochs={args.confirm_epochs}: need at least 1")
     args.confirm_protocol = args.confirm_protocol or "knn"
     args.confirm_fraction = 0.1 if args.confirm_fraction is None else args.confirm_fraction
     if args.confirm_protocol == "semi" and not 0 < args.confirm_fraction < 1:
