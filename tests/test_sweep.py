@@ -1,4 +1,5 @@
-"""python tune/sweep.py: bad input before any trial, a 2-trial search end to end, resume."""
+"""python tune/sweep.py: bad input before any trial, a 2-trial search killed and resumed to
+its end, a grid's cached cells, a Ray job."""
 
 from __future__ import annotations
 
@@ -64,25 +65,6 @@ def test_unwritable_storage_is_refused(tiny_data, tmp_path, capsys):
     assert "not writable" in capsys.readouterr().err
 
 
-def test_two_trial_search_end_to_end(ray_cluster, tiny_data, tmp_path):
-    out = tmp_path / "s"
-    args = tiny_args(tiny_data, out, "--search", "loss.tau", "--trials", "2",
-                     "--address", ray_cluster.address)  # fmt: skip
-    handler = signal.getsignal(signal.SIGINT)
-    assert main(args) == 0
-    assert signal.getsignal(signal.SIGINT) is handler  # Tune's own handler is not left behind
-    table = pd.read_csv(out / "results.csv")
-    assert len(table) == 2 and set(table["status"]) <= {"completed", "stopped early"}
-    assert table["val_knn_top1"].between(0, 100).all()
-    assert "param:loss.tau" in table.columns
-    assert len(pd.read_parquet(out / "results.parquet")) == 2
-    assert (out / "optuna.journal").stat().st_size > 0
-    summary = (out / "summary.md").read_text()
-    assert "## Best configuration" in summary and "test kNN top-1" in summary
-    # a second run on the same folder without --resume is refused
-    assert main(args) == 2
-
-
 def test_grid_caches_cells_and_killed_sweep_resumes(ray_cluster, tiny_data, tmp_path):
     out = tmp_path / "g"
     # one cell at a time, so that the kill falls between the first cell's end and the second's
@@ -123,9 +105,11 @@ def test_sweep_runs_as_a_ray_job(ray_cluster, tiny_data, tmp_path):
 
 def test_killed_search_resumes_without_rerunning_finished_trials(ray_cluster, tiny_data,
                                                                  tmp_path):  # fmt: skip
+    """A 2-trial search end to end: killed once a trial has finished, then resumed in this
+    process to its results, summary and the best trial's test score."""
     out = tmp_path / "s"
-    args = tiny_args(tiny_data, out, "--search", "loss.tau", "--trials", "2", "--test-eval",
-                     "none", "--address", ray_cluster.address)  # fmt: skip
+    args = tiny_args(tiny_data, out, "--search", "loss.tau", "--trials", "2",
+                     "--address", ray_cluster.address)  # fmt: skip
     proc = subprocess.Popen([sys.executable, str(REPO / "tune" / "sweep.py"), *args],
                             start_new_session=True, stdout=subprocess.DEVNULL)  # fmt: skip
 
@@ -148,9 +132,18 @@ def test_killed_search_resumes_without_rerunning_finished_trials(ray_cluster, ti
     proc.wait()
     done = finished()
     assert done, "no trial finished before the kill"
+    assert main(args) == 2  # a second run on the same folder without --resume is refused
+    handler = signal.getsignal(signal.SIGINT)
     assert main(args + ["--resume"]) == 0
+    assert signal.getsignal(signal.SIGINT) is handler  # Tune's own handler is not left behind
     table = pd.read_csv(out / "results.csv")
-    assert len(table) == 2 and table["val_knn_top1"].notna().all()
+    assert len(table) == 2 and set(table["status"]) <= {"completed", "stopped early"}
+    assert table["val_knn_top1"].between(0, 100).all()
+    assert "param:loss.tau" in table.columns
+    assert len(pd.read_parquet(out / "results.parquet")) == 2
+    assert (out / "optuna.journal").stat().st_size > 0
+    summary = (out / "summary.md").read_text()
+    assert "## Best configuration" in summary and "test kNN top-1" in summary
     for name, ckpts in done.items():  # a finished trial wrote no new checkpoint
         assert sorted(p.name for p in (out / "train" / name).glob("checkpoint_*")) == ckpts
 
