@@ -432,14 +432,12 @@ def pretrain(
     out: str | Path,
     resume: bool = False,
     progress: bool = True,
-    stop_after_epoch: int | None = None,
 ) -> dict:
     """Pretrain with cfg.pretext (MCC by default) on cfg.data's training split; writes the run
     folder `out`.
 
     resume=True continues from out/checkpoint.pt; the result equals an uninterrupted run with
     the same seed, because each epoch's randomness is seeded by (seed, epoch).
-    stop_after_epoch simulates a kill (tests).
     """
     run = RunDir(out)
     if run.checkpoint.exists() and not resume:
@@ -480,8 +478,6 @@ def pretrain(
             run.checkpoint, training_state(cfg, layout, bodies, epoch, model, opt, sched)
         )
         print(epoch_line(last, cfg.optim.epochs), flush=True)
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            return {"stopped_after_epoch": epoch}
     if tb is not None:
         tb.close()
     if not run.checkpoint.exists():  # epochs=0: an untrained encoder, still a valid checkpoint
