@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mcc.files import atomic_path
 from mcc.layouts import layout_from_dict
 from mcc.untrusted import BadInput, open_regular
 
@@ -34,10 +35,8 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """torch.save to a temporary name, then rename: a killed writer never leaves a half file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -1,23 +1,24 @@
 """A run folder: config.json, metrics.jsonl (one line per epoch), result.json, checkpoint.
 
-Tables and plots are made from these files only.
+Tables and plots are made from these files only. result.json is written last (atomically), so
+a folder holding one holds a finished run; `finished_run` is the one rule for reusing it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
+from mcc.config import ConfigError, flatten, to_dict
+from mcc.files import atomic_write
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+# Settings that change no number: a finished run made with another thread count is reused.
+NO_EFFECT = ("threads",)
 
 
 def git_commit() -> str | None:
@@ -63,7 +64,7 @@ class RunDir:
         return self.path / "metrics.jsonl"
 
     def write_config(self, cfg: dict) -> None:
-        _atomic_write(self.path / "config.json", json.dumps(cfg, indent=2))
+        atomic_write(self.path / "config.json", json.dumps(cfg, indent=2))
 
     def truncate_metrics(self, before_epoch: int) -> None:
         """Keep only epochs < before_epoch (a resumed run rewrites the rest)."""
@@ -74,7 +75,7 @@ class RunDir:
             for line in self.metrics_file.read_text().splitlines()
             if line.strip() and _epoch_of(line) is not None and _epoch_of(line) < before_epoch
         ]
-        _atomic_write(self.metrics_file, "".join(line + "\n" for line in keep))
+        atomic_write(self.metrics_file, "".join(line + "\n" for line in keep))
 
     def log(self, metrics: dict) -> None:
         with open(self.metrics_file, "a") as f:
@@ -95,7 +96,7 @@ class RunDir:
             "git_commit": git_commit(),
             "versions": package_versions(),
         }
-        _atomic_write(self.path / "result.json", json.dumps(out, indent=2))
+        atomic_write(self.path / "result.json", json.dumps(out, indent=2))
         return out
 
 
@@ -104,3 +105,48 @@ def _epoch_of(line: str) -> int | None:
         return int(json.loads(line)["epoch"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def finished_run(
+    folder: str | Path, cfg, ignore: Iterable[str] = (), **recorded
+) -> dict | None:
+    """The result of the finished run in `folder` if the config.json it recorded equals the
+    asked one: the config dataclass `cfg` plus the `recorded` keys (e.g. an evaluation's
+    checkpoint), compared key by key (dotted), leaving out keys under `ignore` and NO_EFFECT.
+    A key the recorded config lacks (a setting added since that run) counts at its default,
+    the behaviour that run had; a key only the recorded config has (a setting dropped since)
+    is not compared.
+
+    None when `folder` holds no finished run (none, or one cut off before its result.json):
+    the caller runs it. A finished run made with other settings is a ConfigError naming them:
+    its results are neither overwritten nor passed off as the asked run's."""
+    folder = Path(folder)
+    try:
+        result = json.loads((folder / "result.json").read_text())
+    except (FileNotFoundError, ValueError):  # no run, or not finished (result.json is last)
+        return None
+    try:
+        saved = flatten(json.loads((folder / "config.json").read_text()))
+    except (FileNotFoundError, ValueError):
+        raise ConfigError(f"{folder} holds a finished run without a readable config.json, so "
+                          f"its settings are unknown: use another --out, or delete that run "
+                          f"to redo it") from None  # fmt: skip
+    defaults = _as_saved(to_dict(type(cfg)()))
+    wanted = _as_saved({**to_dict(cfg), **recorded})
+    skip = (*ignore, *NO_EFFECT)
+    changed = {k: (saved.get(k, defaults.get(k)), v) for k, v in wanted.items()
+               if saved.get(k, defaults.get(k)) != v and not _under(k, skip)}  # fmt: skip
+    if changed:
+        what = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        raise ConfigError(f"{folder} holds a finished run made with other settings ({what}): "
+                          f"use another --out, or delete that run to redo it")  # fmt: skip
+    return result
+
+
+def _as_saved(cfg: dict) -> dict:
+    """Dotted keys with the values config.json holds (tuples as lists)."""
+    return flatten(json.loads(json.dumps(cfg)))
+
+
+def _under(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)

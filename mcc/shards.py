@@ -21,7 +21,6 @@ never a second copy of the joints; `data.benchmark` picks one.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mcc.files import atomic_path, atomic_write
 from mcc.layouts import Layout, layout_from_dict
 from mcc.untrusted import float32_problem
 
@@ -108,12 +108,6 @@ class Manifest:
             **({"benchmarks": self.benchmarks} if self.benchmarks else {}),
             **({"extra": self.extra} if self.extra else {}),
         }
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def split_columns(benchmarks: tuple[str, ...]) -> dict[str, str]:
@@ -206,9 +200,8 @@ class ShardWriter:
         table = pa.table(columns, schema=self.schema)
         name = name or f"part-{len(self.manifest.shards):05d}.parquet"
         path = self.out / name
-        tmp = path.with_name(name + ".tmp")
-        pq.write_table(table, tmp, row_group_size=self.row_group_rows, compression="zstd")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp, row_group_size=self.row_group_rows, compression="zstd")
         self.adopt(name)
         self._rows, self._bytes = [], 0
         return name
@@ -246,7 +239,7 @@ class ShardWriter:
         if extra:
             m.extra = extra
         text = json.dumps(m.to_json(), indent=1)
-        _atomic_write_bytes(self.out / MANIFEST, text.encode())
+        atomic_write(self.out / MANIFEST, text.encode())
         return m
 
 

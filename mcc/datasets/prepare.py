@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcc.files import atomic_write
 from mcc.layouts import Layout
 from mcc.shards import Manifest, Sample, ShardWriter
 
@@ -74,9 +74,7 @@ def _chunk_record(out: Path, k: int) -> Path:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj))
 
 
 def _check_same_job(out: Path, job: dict) -> None:
