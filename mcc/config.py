@@ -8,7 +8,6 @@ every checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import typing
 from dataclasses import dataclass, field
@@ -323,7 +322,3 @@ def validate(cfg) -> None:
                     f"loss.slow_rule=exact needs loss.interp_rate={loss.interp_rate} to divide "
                     f"every speed; it does not divide {bad} (use hold or tile, or other speeds)"
                 )
-
-
-def dump(cfg) -> str:
-    return json.dumps(to_dict(cfg), indent=2)
