@@ -233,10 +233,23 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mcc", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+def _no_progress(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--no-progress", action="store_true")
 
+
+def _run_options(
+    q: argparse.ArgumentParser, table: dict, default: str, resume: bool = False
+) -> None:
+    """--preset (a name in `table`), --set and --no-progress, the options of every command
+    that runs a config; pretrain's --resume sits between them in its --help."""
+    q.add_argument("--preset", choices=sorted(table), default=default)
+    q.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
+    if resume:
+        q.add_argument("--resume", action="store_true", help="continue the run in --out")
+    _no_progress(q)
+
+
+def _add_prepare(sub) -> None:
     q = sub.add_parser(
         "prepare",
         help="write a prepared dataset (Parquet shards + dataset.json)",
@@ -304,9 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
         "default) or --set num_classes=20 (keys: see mcc/datasets/synthetic.py "
         "SyntheticConfig)",
     )
-    q.add_argument("--no-progress", action="store_true")
+    _no_progress(q)
     q.set_defaults(func=cmd_prepare)
 
+
+def _add_inspect(sub) -> None:
     q = sub.add_parser("inspect", help="counts, lengths, bodies, wrap-around rates, rejects")
     q.add_argument("data")
     q.add_argument("--clip-len", type=int, default=32)
@@ -315,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--show-rejected", type=int, default=20, metavar="N", help="rejects to list")
     q.set_defaults(func=cmd_inspect)
 
+
+def _add_pretrain(sub) -> None:
     q = sub.add_parser(
         "pretrain",
         help="MCC self-supervised pretraining (Eq. 4)",
@@ -322,12 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--data", help="prepared dataset folder (data.path)")
     q.add_argument("--out", required=True, help="run folder")
-    q.add_argument("--preset", choices=sorted(presets.PRETRAIN), default="paper")
-    q.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
-    q.add_argument("--resume", action="store_true", help="continue the run in --out")
-    q.add_argument("--no-progress", action="store_true")
+    _run_options(q, presets.PRETRAIN, "paper", resume=True)
     q.set_defaults(func=cmd_pretrain)
 
+
+def _add_evaluate(sub) -> None:
     q = sub.add_parser(
         "evaluate",
         help="kNN, linear evaluation or fine-tuning of an encoder",
@@ -347,11 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
         "each class; transfer: fine-tune a --checkpoint trained on another dataset",
     )
     q.add_argument("--out", required=True, help="run folder")
-    q.add_argument("--preset", choices=sorted(presets.EVALUATE), default="paper")
-    q.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
-    q.add_argument("--no-progress", action="store_true")
+    _run_options(q, presets.EVALUATE, "paper")
     q.set_defaults(func=cmd_evaluate)
 
+
+def _add_fuse(sub) -> None:
     q = sub.add_parser(
         "fuse",
         help="sum the test-set class scores of evaluation runs (e.g. 2s-AGCN joint + bone)",
@@ -360,13 +376,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="run folder for the fused result")
     q.set_defaults(func=cmd_fuse)
 
+
+def _add_demo(sub) -> None:
     q = sub.add_parser("demo", help="prepare the synthetic set, pretrain, evaluate (minutes)")
     q.add_argument("--data", default="data/synthetic")
     q.add_argument("--out", default="runs/demo")
-    q.add_argument("--preset", choices=sorted(presets.PRETRAIN), default="demo")
-    q.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
-    q.add_argument("--no-progress", action="store_true")
+    _run_options(q, presets.PRETRAIN, "demo")
     q.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mcc", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_prepare, _add_inspect, _add_pretrain, _add_evaluate, _add_fuse, _add_demo):
+        add(sub)
     return p
 
 
