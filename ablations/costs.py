@@ -19,7 +19,6 @@ pretraining epoch inside its Ray trial took 2.1x the plain process's time per sa
 45 s more on Ray's trial and Train start, the dataset read and checkpoints (72 s per cell
 over 5 cells); evaluations ran at the plain rate (6.9 s per fine-tuning epoch of 720 samples
 at 32 frames) plus the data load and the passes over the test split and for batch norm.
-The estimates of the old `measured` figures were 3-30x below runs like these.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ evaluated dataset.
 
 - Fig. 4, an interpolated clip beside its ground truth: the MCC pretraining of the
   "L_triplet + L_NCE + L_Itep (MCC)" row. One test sequence, its clip at speed 2 from frame
-  0, the decoder's 32 * l frames against the target of Eq. 3 (design.md), first body, drawn
+  0, the decoder's 32 * l frames against the target of Eq. 3 (docs/design.md), first body, drawn
   as stick figures (front view) at evenly spaced times, the decoded ones over the ground
   truth in grey and on its scale, with the mean squared error; below, the trajectories of
   the joints that move most, decoded against the truth, over every target frame.
@@ -54,9 +54,9 @@ FIG4_SHOWN = 8  # frames drawn per row
 
 def tsne(x: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> tuple[np.ndarray, float]:
     """(N, D) rows -> ((N, 2) t-SNE map, its trustworthiness over 10 neighbours).
-    scikit-learn's Barnes-Hut t-SNE with PCA init: on this report's features it kept
-    neighbours better than the exact NumPy one it replaced (trustworthiness 0.969 against
-    0.916, issue 21), which also flung a few points far from the rest."""
+    scikit-learn's Barnes-Hut t-SNE with PCA init: on this report's features it keeps
+    neighbours better than an exact t-SNE did, and flings no points far from the rest
+    (docs/findings.md, "Notes behind smaller choices")."""
     from sklearn.manifold import TSNE, trustworthiness
 
     x = np.asarray(x, dtype=np.float64)

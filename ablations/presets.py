@@ -45,9 +45,10 @@ SMALL = Preset(
     # a cosine decay left the slow seeds on InfoNCE's plateau, docs/method.md), with the
     # grid's carve at 10 % instead of the sweep's 20 %
     pretrain={**mcc_presets.PRETRAIN["sweep"], "data.val_fraction": 0.1},
-    # 20 epochs: fine-tuning from scratch on the earlier static-cues set stayed at chance for
-    # the first few (6 epochs: 8.7 % test top-1, chance 8.3 %; 20 epochs: 29.3 %, seed 0); on
-    # the embedded default 20 epochs reach 98 % (docs/findings.md, Table 1).
+    # 20 epochs: short fine-tuning from scratch can sit at chance for its first epochs, which
+    # would hide any gain from pretraining; on the embedded default 20 epochs reach 98 %
+    # (docs/findings.md, "The paper's Table 1 on the new default" and "Notes behind smaller
+    # choices").
     evaluate={**mcc_presets.EVALUATE["demo"], "optim.epochs": 20},
     seeds=(0, 1, 2),
     backbones=("stgcn",),

@@ -2,8 +2,8 @@
 
 A table is a base configuration, rows (each a pretraining configuration, or None for
 "w/o pre-training", plus optional evaluation overrides), the backbones it varies over, the
-downstream protocol and metric, and the published numbers, transcribed from the paper
-(shared/paper/mcc-iccv2021.txt) with the corrections of design.md, "The paper's numbers":
+downstream protocol and metric, and the published numbers, transcribed from the paper (Su,
+Lin and Wu, ICCV 2021) as docs/design.md reads it ("The paper's numbers"):
 Tables 2 and 3 are ST-GCN only and single-loss runs (Table 2 rows use the triplet loss alone,
 Table 3 rows the interpolation loss alone), Table 6 is ST-GCN only, Table 7 is re-read.
 

@@ -4,7 +4,7 @@ Answers "when, if ever, do the pretrained features start to tell the classes apa
 than a full benchmark: one seed, no run folder. It scores kNN on the test split, or with
 `--val-fraction F` on a validation carve of the training split (the bank is the rest), which
 is what a choice between recipes should read. Used to choose the embedded default data set
-and the `sweep` preset's recipe (issue 19; docs/findings.md, "Choosing the default").
+and the `sweep` preset's recipe (docs/findings.md, "Choosing the default").
 
     python experiments/knn_by_epoch.py --data data/synthetic --epochs 6 --every 2 \
         --set loss.triplet=0 --set loss.interp=0

@@ -1,7 +1,7 @@
 """Loading a prepared dataset's splits for training and evaluation (no Ray).
 
 The validation split is carved from the training split, seeded and per class, so that model
-selection never sees the test split (design.md, "Downstream").
+selection never sees the test split (docs/design.md, "Downstream").
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The losses of Eq. 1-4 and the memory bank of Eq. 2.
 
-Embeddings are (N, D) and are L2-normalised here. design.md fixes the paper's two sign slips:
-Eq. 1 is used in its standard form and Eq. 2 with cosine similarity (MoCo).
+Embeddings are (N, D) and are L2-normalised here. The paper prints Eq. 1 and Eq. 2 with sign
+slips; Eq. 1 is used in its standard form and Eq. 2 with cosine similarity, as MoCo does
+(docs/design.md, "Losses and the training step").
 """
 
 from __future__ import annotations

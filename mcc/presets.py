@@ -5,23 +5,22 @@ shrinks the model and schedule so that a 2-core machine finishes a run in minute
 (the quick start) shrinks further to show the whole path in a few minutes; `tiny` is for tests.
 
 Pretraining in the reduced presets `small`, `demo` and `sweep` departs from the paper's
-optimiser in FAST_START (below): on the embedded default set the paper's SGD left MCC's
-InfoNCE at its chance value for the few epochs that a 2-core machine affords, Adam did not
-(docs/method.md, "Reduced presets"). `tiny` (tests) keeps SGD at lr 0.01, not the paper's
-0.1, which at width 0.125 and batch 16 turned every temporal kernel into a near time average.
+optimiser in FAST_START (below), so that MCC's InfoNCE leaves its chance value within the
+few epochs a 2-core machine affords (docs/method.md, "Reduced presets"). `tiny` (tests)
+keeps SGD but at lr 0.01: at small width and batch the paper's 0.1 damps the temporal
+kernels into time averages (docs/method.md, "Why some rules are what they are").
 
-Downstream training in `small` uses Adam: on the synthetic set (720 sequences) ST-GCN
-trained from scratch with SGD at lr 0.1 or 0.01 stayed at chance on the training split for
-15 epochs, while Adam at 1e-3 left that plateau (docs/method.md). The linear protocol's
-classifier (on standardised frozen features) trains at 1e-2: at 1e-3 it ended 30 epochs on
-NATOPS (180 sequences) at 48-65 % training accuracy, underfitted.
+Downstream training in `small` uses Adam, which leaves the from-scratch plateau of a small
+training set where SGD does not, and the linear protocol's classifier (on standardised
+frozen features) trains at 1e-2, where 1e-3 underfits (measured: docs/method.md, "Why some
+rules are what they are"; docs/findings.md, "Notes behind smaller choices").
 """
 
 # Pretraining that leaves InfoNCE's plateau within a few epochs on 2 cores (docs/method.md,
-# "Reduced presets"): Adam instead of SGD, batch 8 (twice the steps of 16 per epoch at about
-# the same cost), key momentum 0.99 instead of 0.999 (0.999^576 = 56 % of the initial key
-# encoder would remain after 8 epochs of 72 steps), tau 0.2, and speeds 1, 2 (at 4 and 8 a
-# 32-frame clip aliases the synthetic loops and wraps short sequences).
+# "Reduced presets", which gives the measurement behind each value): Adam instead of SGD,
+# batch 8 (more steps per epoch at about the same cost), key momentum 0.99 instead of 0.999
+# (over a few hundred steps a 0.999 key encoder keeps most of its initial weights), tau 0.2,
+# and speeds 1, 2 (at 4 and 8 a 32-frame clip outruns short sequences and wraps).
 FAST_START = {
     "optim.optimizer": "adam",
     "optim.lr": 0.001,

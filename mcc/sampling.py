@@ -4,8 +4,8 @@ same S(r, c).
 
 Pure NumPy, seeded by the `np.random.Generator` passed in. A sequence is float32
 (M, T, V, C): bodies, frames, joints, channels; a clip has the same order with T = clip_len.
-The rules, and where they depart from the paper's text, are those of design.md
-("The method: the exact rules we implement").
+The rules, and where they depart from the paper's text, are stated in docs/design.md
+("Sampling").
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def draw_start(num_frames: int, speed: int, clip_len: int, rng: np.random.Genera
 
 
 def clip_indices(num_frames: int, start: int, speed: int, clip_len: int = 32) -> np.ndarray:
-    """Frame indices (s + r*t) mod T, t = 0..clip_len-1 (Sec. 3.1; design.md takes 32 frames:
+    """Frame indices (s + r*t) mod T, t = 0..clip_len-1 (Sec. 3.1; docs/design.md takes 32 frames:
     r = 2 from frame 10 gives 10, 12, ..., 72)."""
     if num_frames < 1:
         raise ValueError("a sequence needs at least one frame")

@@ -1,6 +1,6 @@
 """Joining or starting Ray, and checking that a run fits the cluster before it starts.
 
-One rule for every entry point (docs/ray-notes in shared docs, "ray job submit"): with an
+One rule for every entry point (docs/ray.md, "ray job submit"): with an
 address (`--address auto`, an explicit one, or RAY_ADDRESS, which a `ray job submit` job has)
 connect to that cluster; otherwise start a local Ray sized to this machine. A local Ray gets
 the repository on PYTHONPATH, so its workers import `mcc` and `tune` from a plain checkout.
@@ -28,7 +28,7 @@ QUIET = {
 }
 
 # A trial driver (a Tune trial that builds a TorchTrainer) holds this instead of a CPU, so
-# the CPUs go to Train workers and Ray Data (shared docs/ray-notes.md, "two hangs").
+# the CPUs go to Train workers and Ray Data (docs/ray.md, "Two hangs on small machines").
 TRIAL_DRIVER = "trial_driver"
 
 

@@ -39,7 +39,7 @@ def concurrency(workers: int, cpus: float, limit: int | None = None) -> int:
 def driver_resources() -> dict:
     """A trial driver holds no CPU (its Train workers do); where the cluster offers the
     custom `trial_driver` resource (a local Ray started here), it holds one of those, so
-    drivers and Ray Data never starve each other (shared docs/ray-notes.md)."""
+    drivers and Ray Data never starve each other (docs/ray.md, "Two hangs on small machines")."""
     if ray.cluster_resources().get(TRIAL_DRIVER):
         return {"CPU": 0, TRIAL_DRIVER: 1}
     return {"CPU": 0.01}

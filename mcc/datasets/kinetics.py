@@ -11,7 +11,7 @@ A clip is `{"data": [{"frame_index": i, "skeleton": [{"pose": [x0, y0, ..., x17,
 "score": [s0, ..., s17]}, ...]}, ...], "label": str, "label_index": int}`; a label file maps
 clip id (file stem) -> {"has_skeleton", "label", "label_index"}.
 
-Rules (design.md, "Dataset facts"):
+Rules (docs/design.md, "Dataset facts"):
 - Frames are placed by frame_index (1-based in st-gcn's files; 0-based when some frame has
   index 0), T = the largest index, missing frames are zeros. No crop or pad to 300 frames.
 - Per frame, the 2 people with the highest summed score are kept, best first. st-gcn's feeder
@@ -49,12 +49,12 @@ from mcc.untrusted import (
 )
 
 NUM_JOINTS = 18
-MAX_PEOPLE = 2  # kept per frame (design.md)
+MAX_PEOPLE = 2  # kept per frame (docs/design.md, "Dataset facts")
 MAX_FRAMES = 100_000  # a frame_index past this is corrupt (a clip is 10 s, ~300 frames)
 LABEL_FILE_BYTES = 512 * 2**20  # st-gcn's training label file is ~40 MB
 PARTS = (("train", "train"), ("val", "test"))  # st-gcn folder part -> our split
 LABEL_FROM = ("text", "index")
-# st-gcn's label files, which may sit among the clips (as in shared/data/kinetics/).
+# st-gcn's label files, which may sit among the clips of a one-folder copy.
 _LABEL_JSON = re.compile(r"^kinetics_.*label.*\.json$")
 # The clip's header, written after "data" by st-gcn's tools: read from the file's tail
 # instead of parsing megabytes of frames in the main process.

@@ -1,4 +1,4 @@
-"""Generic `.npz` importer (format in design.md), through the shared ShardWriter.
+"""Generic `.npz` importer (format in docs/data.md and docs/design.md), through the ShardWriter.
 
 joints float32 (N, M, T, V, C) or (N, T, V, C); labels int (N,); optional lengths (N,),
 subjects (N,), split str (N,) of train/test, sample_ids str (N,), class_names str (K,).

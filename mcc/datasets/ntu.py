@@ -2,7 +2,7 @@
 
 One file is one sample. Its name `SsssCcccPpppRrrrAaaa` carries the setup, camera, performer,
 replication and action (1-based); the label is action - 1, and the standard benchmark splits
-(design.md, "Dataset facts") follow from the name alone:
+(docs/design.md, "Dataset facts") follow from the name alone:
 
     ntu60:  xsub (performer in NTU60_XSUB_TRAIN), xview (camera 2 or 3 trains)
     ntu120: xsub (performer in NTU120_XSUB_TRAIN), xset (even setup numbers train)
@@ -25,7 +25,7 @@ in every frame are dropped. Of the others, at most two are kept: those with the 
 motion energy, the sum over joints and coordinates of the standard deviation over the frames
 where the body is present (2s-AGCN's data preparation keeps the two most energetic bodies;
 its energy is the per-channel std over frames and joints together, which also grows with the
-body's size: ours measures motion only, as design.md states). The most energetic body comes
+body's size: ours measures motion only, docs/design.md). The most energetic body comes
 first. In frames where a kept body is absent its joints are zero. A sequence keeps all its
 frames, so T is the file's frame count.
 
@@ -67,7 +67,7 @@ DATASETS = ("ntu60", "ntu120")
 BENCHMARKS = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}
 NUM_CLASSES = {"ntu60": 60, "ntu120": 120}
 
-# Split rules (design.md, "Dataset facts"; the NTU RGB+D and NTU RGB+D 120 papers).
+# Split rules (docs/design.md, "Dataset facts"; the NTU RGB+D and NTU RGB+D 120 papers).
 NTU60_XSUB_TRAIN = frozenset(
     (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
 )

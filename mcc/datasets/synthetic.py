@@ -35,7 +35,7 @@ class SyntheticConfig:
     set: every nuisance that is constant over a sequence and that the default normalisation
     (`center`) does not remove is off, because MCC's instance discrimination latches onto
     such a constant instead of the motion (docs/findings.md). `--set variant=static-cues`
-    starts from the earlier default instead (VARIANTS)."""
+    starts from the set with such constants instead (VARIANTS)."""
 
     variant: str = "motion"  # motion | static-cues: which VARIANTS entry the values start from
     num_classes: int = 12
@@ -68,10 +68,11 @@ class SyntheticConfig:
 
 
 # Named starting points for `prepare synthetic --set variant=NAME`; other --set values apply
-# on top. `static-cues` is the embedded default before issue 19: the same motions with body
-# proportions per subject, a camera per sample, loop amplitude and width per sample, a wide
+# on top. `static-cues` keeps the same motions and adds the constants: body proportions per
+# subject, a camera per sample, loop amplitude and width per sample, a wide
 # range of speeds and lengths, strong idle sway and an idle second person in 30 % of the
-# sequences. On it MCC's features encode those constants, not the class (docs/findings.md).
+# sequences. On it MCC's features encode those constants, not the class, which is what the
+# set is for: a check that a method learns motion rather than identity (docs/findings.md).
 VARIANTS: dict[str, dict] = {
     "motion": {},
     "static-cues": {

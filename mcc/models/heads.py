@@ -50,11 +50,10 @@ class Classifier(nn.Module):
 
     `standardize` (linear evaluation of a frozen encoder) puts a batch norm without affine
     parameters between the features and the linear layer, as MAE's linear probe does (He et
-    al. 2022): the classifier is still linear in the features, but its training no longer
-    depends on their scale. With its initial batch-norm statistics (before the frozen
-    protocols recomputed them, d5eff34) a random encoder's pooled features varied by about
-    1e-3 between samples, and a linear layer trained with the fine-tuning recipe stayed at
-    chance on them."""
+    al. 2022): the classifier is still linear in the features, but its training does not
+    depend on their scale, which differs by orders of magnitude between encoders (a random
+    encoder's features barely vary between samples; docs/method.md, "Downstream: why precise
+    batch norm and a standardised linear probe")."""
 
     def __init__(self, encoder: nn.Module, num_classes: int, standardize: bool = False) -> None:
         super().__init__()
