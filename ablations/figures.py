@@ -38,9 +38,10 @@ from ablations.run import checkpoint_of
 from mcc.checkpoint import load_checkpoint, load_module
 from mcc.config import DataConfig, PretrainConfig, from_dict
 from mcc.data import load_splits
-from mcc.evaluate import batch_inputs, encoder_of
+from mcc.features import batch_inputs
 from mcc.layouts import Layout, layout_from_dict
 from mcc.model import MCC
+from mcc.pretrained import encoder_of
 from mcc.sampling import clip_indices, interpolation_target, pad_bodies
 from mcc.train import to_model_layout
 

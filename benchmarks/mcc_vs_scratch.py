@@ -12,13 +12,13 @@ initialisation under each protocol of --protocols:
 
 Prints one row per protocol (semi: one per fraction): mean +- std (sample standard
 deviation over seeds) per initialisation, MCC's difference to the best other one, marked
-"not resolved" when it is smaller than twice the larger of the two spreads, and the mean
-wall time of one run. OUT/summary.md holds the command, that table and the pretraining
+"not resolved" unless it is larger than twice the larger of the two spreads (mcc.stats), and
+the mean wall time of one run. OUT/summary.md holds the command, that table and the pretraining
 time; OUT/summary.json the command, per protocol the per-seed scores and wall times
 (`protocols`), and the pretraining's wall time per seed (`pretrain_wall_time_s`). Finished
-runs (a result.json) are reused, so an interrupted comparison continues where it stopped;
-a finished evaluation run made with other settings stops the script with a message rather
-than being reused.
+runs made with the same settings are reused, so an interrupted comparison continues where it
+stopped; a finished run (pretraining or evaluation) made with other settings stops the script
+with a message naming them rather than being reused or overwritten (mcc.runs.finished_run).
 
     python benchmarks/mcc_vs_scratch.py --data data/natops --out runs/compare \\
         [--seeds 0 1 2] [--preset small] [--pretexts mcc order jigsaw pace] \\
@@ -36,33 +36,15 @@ import sys
 from pathlib import Path
 
 from mcc import presets
-from mcc.config import PretrainConfig, apply_overrides, parse_set_args
-from mcc.evaluate import changed_settings, evaluate
+from mcc.config import ConfigError, PretrainConfig, apply_overrides, parse_set_args
+from mcc.evaluate import evaluate, finished_evaluation
+from mcc.runs import finished_run
+from mcc.stats import mean_std, resolved
+from mcc.tables import markdown_table
 from mcc.train import pretrain
 
 PROTOCOLS = ("knn", "linear", "finetune", "semi")
 NAMES = {"mcc": "MCC", "order": "clip order", "jigsaw": "jigsaw", "pace": "pace"}
-
-
-# not compared when reusing a run: the model comes from the checkpoint, threads change no result
-UNCOMPARED = {"model", "threads"}
-
-
-def cached(path: Path, run, cfg=None):
-    """The run's result.json if it has one, else run(). With `cfg` (an EvalConfig) a finished
-    run made with other settings is an error, not a silent reuse."""
-    f = path / "result.json"
-    if not f.exists():
-        return run()
-    if cfg is not None and (path / "config.json").exists():
-        changed = changed_settings(path, cfg, UNCOMPARED, missing_ok=True)
-        if changed:
-            raise SystemExit(
-                f"{path} was run with other settings ({', '.join(changed)}: "
-                f"{', '.join(f'{a} -> {b}' for a, b in changed.values())}); "
-                f"use another --out, or delete that run to redo it"
-            )
-    return json.loads(f.read_text())
 
 
 def row_name(protocol: str, fraction: float) -> str:
@@ -83,10 +65,11 @@ def run_seed(args, seed: int, rows: dict, times: dict) -> None:
         )  # fmt: skip
         # MCC keeps the folder names of the first version of this script, so its runs are reused
         run = args.out / f"seed{seed}" / ("pretrain" if pretext == "mcc" else f"pretrain-{pretext}")
-        if not (run / "result.json").exists():
+        done = finished_run(run, pre)
+        if done is None:
             print(f"seed {seed} pretraining {pretext} -> {run}", flush=True)
-            pretrain(pre, run, resume=True, progress=False)
-        wall = json.loads((run / "result.json").read_text())["wall_time_s"]
+            done = pretrain(pre, run, resume=True, progress=False)
+        wall = done["wall_time_s"]
         times.setdefault("pretrain", {}).setdefault(NAMES[pretext], []).append(wall)
         encoders[NAMES[pretext]] = str(run / "checkpoint.pt")
     runs = [(p, f) for p in args.protocols for f in (args.fractions if p == "semi" else [1.0])]
@@ -101,14 +84,10 @@ def run_seed(args, seed: int, rows: dict, times: dict) -> None:
         for init, ckpt in {**encoders, baseline: None}.items():
             name = f"{label}-{init}".replace(" ", "_").replace("%", "pct")
             path = args.out / f"seed{seed}" / name
-            res = cached(path, lambda: evaluate(cfg, ckpt, path, progress=False), cfg)  # noqa: B023
+            res = finished_evaluation(cfg, ckpt, path) or evaluate(cfg, ckpt, path, progress=False)
             rows.setdefault(label, {}).setdefault(init, []).append(res["top1"])
             times.setdefault(label, {}).setdefault(init, []).append(res["wall_time_s"])
             print(f"seed {seed} {label:14s} {init:12s} top-1 {res['top1']:6.2f}", flush=True)
-
-
-def mean_sd(xs: list[float]) -> tuple[float, float]:
-    return statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else float("nan")
 
 
 def table(rows: dict, times: dict) -> tuple[str, dict]:
@@ -116,23 +95,25 @@ def table(rows: dict, times: dict) -> tuple[str, dict]:
     last column is the mean wall time of one run, from `times` (as run_seed fills it)."""
     inits = list(dict.fromkeys(i for r in rows.values() for i in r if i != "MCC"))
     head = ["protocol", "MCC", *inits, "MCC - best other", "resolved", "s per run (MCC, others)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    summary = {}
+    lines, summary = [], {}
     for label, by_init in rows.items():
-        stats = {i: mean_sd(v) for i, v in by_init.items()}
+        stats = {i: mean_std(v) for i, v in by_init.items()}
         others = {i: s for i, s in stats.items() if i != "MCC"}
         best = max(others, key=lambda i: others[i][0])
         diff = stats["MCC"][0] - others[best][0]
-        resolved = abs(diff) > 2 * max(stats["MCC"][1], others[best][1])
-        cells = [f"{stats[i][0]:.1f} +- {stats[i][1]:.1f}" if i in stats else "-"
-                 for i in ["MCC", *inits]]  # fmt: skip
+        sure = resolved(by_init["MCC"], by_init[best])
+        cells = [_mean_std_text(*stats[i]) if i in stats else "-" for i in ["MCC", *inits]]
         wall = ", ".join(f"{statistics.mean(times[label][i]):.0f}"
                          for i in ["MCC", *inits] if i in times[label])  # fmt: skip
-        cells += [f"{diff:+.1f} ({best})", "yes" if resolved else "not resolved", wall]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        cells += [f"{diff:+.1f} ({best})", "yes" if sure else "not resolved", wall]
+        lines.append([label, *cells])
         summary[label] = {"top1": by_init, "best_other": best, "difference": diff,
-                          "resolved": resolved, "wall_time_s": times[label]}  # fmt: skip
-    return "\n".join(lines), summary
+                          "resolved": sure, "wall_time_s": times[label]}  # fmt: skip
+    return markdown_table(head, lines), summary
+
+
+def _mean_std_text(mean: float, std: float | None) -> str:
+    return f"{mean:.1f} +- {std if std is not None else float('nan'):.1f}"
 
 
 def main() -> None:
@@ -175,8 +156,11 @@ def main() -> None:
         p.error(f"--fractions {args.fractions}: each must lie strictly between 0 and 1")
     rows: dict[str, dict[str, list[float]]] = {}
     times: dict[str, dict[str, list[float]]] = {}
-    for seed in args.seeds:
-        run_seed(args, seed, rows, times)
+    try:
+        for seed in args.seeds:
+            run_seed(args, seed, rows, times)
+    except ConfigError as e:  # a finished run made with other settings
+        sys.exit(f"error: {e}")
     text, summary = table(rows, times)
     pre = times["pretrain"]
     pre_line = "pretraining, s per seed: " + ", ".join(

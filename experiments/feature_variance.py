@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcc.config import DataConfig, ModelConfig  # noqa: E402
 from mcc.data import load_splits  # noqa: E402
-from mcc.evaluate import encode, load_pretrained_encoder, precise_batch_norm  # noqa: E402
+from mcc.features import encode, precise_batch_norm  # noqa: E402
 from mcc.models import build_encoder  # noqa: E402
+from mcc.pretrained import load_pretrained_encoder  # noqa: E402
 
 
 def between_share(features: torch.Tensor, groups: torch.Tensor) -> float:

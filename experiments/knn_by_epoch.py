@@ -24,7 +24,7 @@ import torch
 from mcc import presets
 from mcc.config import PretrainConfig, apply_overrides, parse_set_args
 from mcc.data import load_splits
-from mcc.evaluate import knn
+from mcc.knn import knn
 from mcc.train import build_training, epoch_line, pretrain_batches, run_epoch, seed_everything
 
 

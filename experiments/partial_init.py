@@ -25,9 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcc.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from mcc.evaluate import encoder_of  # noqa: E402
 from mcc.layouts import layout_from_dict  # noqa: E402
 from mcc.models import build_encoder  # noqa: E402
+from mcc.pretrained import encoder_of  # noqa: E402
 
 
 def moved(trained: dict, init: dict, prefix: str) -> float:

@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mcc.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from mcc.config import DataConfig  # noqa: E402
 from mcc.data import load_splits  # noqa: E402
-from mcc.evaluate import batch_inputs, load_pretrained_encoder  # noqa: E402
+from mcc.features import batch_inputs  # noqa: E402
 from mcc.layouts import layout_from_dict  # noqa: E402
 from mcc.models import build_encoder  # noqa: E402
+from mcc.pretrained import load_pretrained_encoder  # noqa: E402
 
 TEMPORAL_KERNEL = re.compile(r"encoder\.blocks\.\d+\.tcn\.net\.2\.weight")
 

@@ -190,7 +190,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_fuse(args) -> int:
-    from mcc.evaluate import fuse
+    from mcc.fusion import fuse
 
     res = fuse(args.runs, args.out)
     members = ", ".join(f"{r['run']} {r['top1']:.2f}" for r in res["runs"])

@@ -11,7 +11,8 @@ from test_train import TINY as TRAIN_TINY
 
 from mcc.cli import main as cli_main
 from mcc.config import ModelConfig, PretrainConfig, apply_overrides
-from mcc.evaluate import evaluate, fuse, load_scores, save_scores
+from mcc.evaluate import evaluate
+from mcc.fusion import fuse, load_scores, save_scores
 from mcc.graph import bone_matrix, structural_links
 from mcc.layouts import KINECT20, NTU25, OPENPOSE18, Layout, get_layout
 from mcc.models import AGCN, ASGCN, STGCN, Classifier, InterpolationDecoder, build_encoder

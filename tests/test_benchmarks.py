@@ -45,4 +45,5 @@ def test_compare_rows_subsets_times_and_reuse(tiny_data, tmp_path):
     assert (out / "summary.md").read_text() == md
     # a finished run is never reused for other settings
     other = compare(tiny_data, out, "--semi-set", "optim.epochs=3", check=False)
-    assert other.returncode != 0 and "was run with other settings (optim:" in other.stderr
+    assert other.returncode != 0 and "made with other settings (optim.epochs: " in other.stderr
+    assert "use another --out" in other.stderr

@@ -1,12 +1,15 @@
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from mcc.checkpoint import CheckpointError
 from mcc.config import ConfigError, EvalConfig, PretrainConfig, apply_overrides
-from mcc.evaluate import accuracy, evaluate, knn_scores, precise_batch_norm
+from mcc.evaluate import evaluate
+from mcc.features import precise_batch_norm
+from mcc.knn import accuracy, knn_scores
 from mcc.layouts import NTU25
 from mcc.train import pretrain
 
@@ -19,6 +22,17 @@ def test_knn_of_a_separable_embedding_is_100_percent():
     res = accuracy(knn_scores(train_f, train_y, test_f, k=3, num_classes=5), test_y, 5)
     assert res["top1"] == 100.0
     assert res["confusion"] == torch.eye(5, dtype=torch.long).tolist()
+    # renaming the bank's classes renames the predictions: scored against the renamed truth
+    # it is still 100 %, against the old names 0 % (the permutation moves every class), and
+    # with two classes of the bank merged into one the test sample of the other is lost
+    perm = torch.tensor([1, 2, 3, 4, 0])
+    renamed = knn_scores(train_f, perm[train_y], test_f, k=3, num_classes=5)
+    assert accuracy(renamed, perm[test_y], 5)["top1"] == 100.0
+    assert accuracy(renamed, test_y, 5)["top1"] == 0.0
+    merged = train_y.clone()
+    merged[merged == 4] = 3
+    top1 = accuracy(knn_scores(train_f, merged, test_f, 3, 5), test_y, 5)["top1"]
+    assert top1 == pytest.approx(80.0)
 
 
 def test_accuracy_top5_and_per_class():
@@ -55,7 +69,11 @@ def test_knn_and_finetune_end_to_end_from_a_checkpoint(tiny_data, tmp_path):
     pretrain(pre, tmp_path / "pre", progress=False)
     ckpt = str(tmp_path / "pre" / "checkpoint.pt")
     knn = evaluate(_eval_cfg(tiny_data, protocol="knn"), ckpt, tmp_path / "knn", progress=False)
-    assert 0 <= knn["top1"] <= 100 and knn["test_samples"] == 16
+    # the reported top-1 is that of the saved class scores, one row per test sample
+    saved = np.load(tmp_path / "knn" / "scores.npz")
+    assert knn["test_samples"] == 16 == len(saved["labels"])
+    hits = (saved["scores"].argmax(1) == saved["labels"]).mean()
+    assert knn["top1"] == pytest.approx(100 * hits)
     ft = evaluate(
         _eval_cfg(tiny_data, label_fraction="0.25"), ckpt, tmp_path / "ft", progress=False
     )
@@ -120,8 +138,8 @@ def test_checkpoint_of_another_layout_is_refused(tmp_path):
 
 
 def test_linear_trains_only_the_classifier_with_the_encoder_frozen(tiny_data, tmp_path):
+    from mcc.classifier import fit_classifier
     from mcc.data import load_splits
-    from mcc.evaluate import train_classifier
     from mcc.models import build_encoder
 
     cfg = _eval_cfg(tiny_data, **{"optim.epochs": "3", "optim.optimizer": "adam",
@@ -132,16 +150,14 @@ def test_linear_trains_only_the_classifier_with_the_encoder_frozen(tiny_data, tm
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     expected = copy.deepcopy(encoder)
     precise_batch_norm(expected, splits.train, cfg.frames, 2, cfg.optim.batch_size)
-    res = train_classifier(encoder, splits.train, splits.test, cfg, 2, 4, None, False, True)
+    fit_classifier(encoder, splits.train, cfg, 2, 4, None, False, frozen=True)
     after = encoder.state_dict()
     # weights untouched; batch-norm statistics those of the training inputs, not of training
     assert all(torch.equal(before[k], after[k]) for k, _ in encoder.named_parameters())
     assert all(torch.equal(v, after[k]) for k, v in expected.state_dict().items())
     assert not all(torch.equal(before[k], after[k]) for k in before)
-    assert 0 <= res["top1"] <= 100 and len(res["confusion"]) == 4
     # the same loop with the encoder trainable moves it
-    train_classifier(encoder.requires_grad_(True), splits.train, splits.test, cfg, 2, 4,
-                     None, False, False)  # fmt: skip
+    fit_classifier(encoder.requires_grad_(True), splits.train, cfg, 2, 4, None, False)
     assert not all(torch.equal(before[k], encoder.state_dict()[k]) for k in before)
     cfg = _eval_cfg(tiny_data, protocol="linear", linear_lr="0.02", **{"optim.lr": "0.5",
                     "optim.schedule": "step", "optim.milestones": "9"})  # fmt: skip
@@ -155,9 +171,7 @@ def test_probe_head_init_starts_fine_tuning_from_the_linear_protocols_layer(tiny
     """head_init=probe (LP-FT): the linear protocol on the frozen encoder first, then everything
     trained from its layer. With the fine-tuning lr at 0 the fine-tuned model therefore scores
     exactly as the linear protocol's run with the same settings; at random init it does not."""
-    import numpy as np
-
-    from mcc.evaluate import folded_head
+    from mcc.classifier import folded_head
     from mcc.models import Classifier
 
     class Features(torch.nn.Module):
@@ -202,8 +216,6 @@ def _untrained_checkpoint(data, out):
 
 def _npz_dataset(tmp_path, name, labels, splits):
     """A small ntu25 dataset from an .npz: random motion, the given labels and splits."""
-    import numpy as np
-
     from mcc.datasets.npz import import_npz
 
     rng = np.random.default_rng(0)
@@ -216,8 +228,8 @@ def _npz_dataset(tmp_path, name, labels, splits):
 
 
 def test_semi_draws_per_class_reproducibly_and_saves_the_ids(tiny_data, tmp_path):
+    from mcc.classifier import semi_subset
     from mcc.data import load_splits
-    from mcc.evaluate import semi_subset
 
     splits = load_splits(_eval_cfg(tiny_data).data)
     classes = splits.manifest.classes
@@ -258,7 +270,7 @@ def test_transfer_from_a_supervised_source_to_disjoint_target_classes(tiny_data,
     from conftest import TINY
 
     from mcc.datasets.synthetic import generate
-    from mcc.evaluate import load_pretrained_encoder
+    from mcc.pretrained import load_pretrained_encoder
     from mcc.shards import read_manifest
 
     target = tmp_path / "target"
@@ -350,8 +362,9 @@ def test_finetuned_model_tests_with_statistics_of_its_final_weights(tiny_data):
     running averages of training (momentum 0.1) still hold 90 % of their initial values,
     and a model trained from scratch on 3 labels per class predicted one class in eval
     mode; now eval mode reproduces the batch statistics of that training set."""
+    from mcc.classifier import fit_classifier
     from mcc.data import load_splits
-    from mcc.evaluate import batch_inputs, fit_classifier
+    from mcc.features import batch_inputs
     from mcc.models import build_encoder
 
     cfg = _eval_cfg(tiny_data, **{"optim.batch_size": "64"})
@@ -377,7 +390,8 @@ def test_frozen_features_use_batch_norm_statistics_of_the_data(tiny_data):
     pooled features were then nearly the same vector: the random-init control voted on
     differences of about 1e-3. The caller's encoder is left as it is."""
     from mcc.data import load_splits
-    from mcc.evaluate import encode, knn_test_scores, labels_of
+    from mcc.features import encode, labels_of
+    from mcc.knn import knn_test_scores
     from mcc.models import build_encoder
 
     cfg = _eval_cfg(tiny_data)
@@ -404,8 +418,6 @@ def test_frozen_features_use_batch_norm_statistics_of_the_data(tiny_data):
 
 
 def test_scored_val_scores_the_carve_and_trains_on_the_rest(tiny_data, tmp_path):
-    import numpy as np
-
     from mcc.data import load_splits
 
     cfg = _eval_cfg(tiny_data, protocol="knn", scored="val", **{"data.val_fraction": "0.25"})

@@ -12,9 +12,10 @@ from conftest import NATOPS_LAYOUT
 
 from mcc.config import ConfigError, EvalConfig, PretrainConfig, SamplingConfig, apply_overrides
 from mcc.data import load_splits
-from mcc.evaluate import evaluate, load_pretrained_encoder
+from mcc.evaluate import evaluate
 from mcc.graph import hop_distance
 from mcc.layouts import NTU25, OPENPOSE18, get_layout
+from mcc.pretrained import load_pretrained_encoder
 from mcc.sampling import (
     CLIP_ORDERS,
     JIGSAW_ORDERS,

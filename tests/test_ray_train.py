@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,7 +20,7 @@ pytest.importorskip("ray")
 from mcc import presets  # noqa: E402
 from mcc.checkpoint import load_checkpoint  # noqa: E402
 from mcc.config import ConfigError, PretrainConfig, apply_overrides  # noqa: E402
-from mcc.evaluate import load_pretrained_encoder  # noqa: E402
+from mcc.pretrained import load_pretrained_encoder  # noqa: E402
 from mcc.train import pretrain  # noqa: E402
 from tune.cluster import plan_resources  # noqa: E402
 from tune.train import main as train_main  # noqa: E402
@@ -103,28 +105,37 @@ def test_other_backbone_stream_and_pretext_run_unchanged_through_ray(
     assert (model_cfg.backbone, model_cfg.stream) == ("asgcn", "bone")
 
 
-def test_two_nodes_two_workers_survive_a_killed_worker(ray_cluster, tiny_data, tmp_path):
+def test_two_nodes_two_workers_survive_a_killed_worker(
+    ray_cluster, tiny_data, tmp_path, monkeypatch
+):
     """2 DDP workers, one per node, sampling in-process; rank 1 is SIGKILLed mid-epoch 1
-    (after 1 of 2 steps)."""
+    (after 1 of 2 steps), through MCC_FAULT (tune/worker.py: fault_from_env)."""
     cfg = tiny_cfg(tiny_data, **{"optim.epochs": 3, "optim.batch_size": 8})
     marker = tmp_path / "killed.txt"
-    fault = {"rank": 1, "epoch": 1, "step": 1, "marker": str(marker)}
+    monkeypatch.setenv("MCC_FAULT", f"rank=1,epoch=1,step=1,once={marker}")
     with pytest.warns(UserWarning, match="local folder"):
         res = run_pretraining(
             cfg, tmp_path / "r", num_workers=2, cpus_per_worker=2, placement="STRICT_SPREAD",
-            fault=fault, max_failures=1,
+            max_failures=1,
         )  # fmt: skip
     # 2 workers x 2 CPUs hold every CPU of the 2 nodes: sampling moves into the workers
     assert res["sampling"] == "worker"
-    assert marker.exists()  # the worker really was killed
+    assert marker.read_text() == "killed rank 1 epoch 1 step 1\n"  # it really was killed
     runs = history(tmp_path / "r")
     assert [m["epoch"] for m in runs] == [0, 1, 2]
     # epoch 0 ran once; the restarted workers restored its checkpoint and began at epoch 1
     assert [m["started_at_epoch"] for m in runs] == [0, 1, 1]
     assert all(m["workers"] == 2 and m["nodes"] == 2 for m in runs)
     assert all(m["queue_spread"] == 0.0 for m in runs)  # every worker's queue is identical
+    # the run folder holds the last epoch's checkpoint (not an older one Ray Train recorded),
+    # and the encoder evaluation loads is the one it trained
+    state = load_checkpoint(res["checkpoint"])
+    assert state["epoch"] == 2
     encoder, _, _ = load_pretrained_encoder(res["checkpoint"])
-    assert sum(p.numel() for p in encoder.parameters()) > 0
+    trained = {k[len("encoder."):]: v for k, v in state["model"].items()
+               if k.startswith("encoder.")}  # fmt: skip
+    assert encoder.state_dict().keys() == trained.keys()
+    assert all(torch.equal(v, trained[k]) for k, v in encoder.state_dict().items())
 
 
 def test_killed_driver_then_resume_finishes_the_run(ray_cluster, tiny_data, tmp_path):
@@ -160,8 +171,11 @@ def test_ray_job_submit_writes_results(ray_cluster, tiny_data, tmp_path):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert json.loads((out / "result.json").read_text())["epochs"] == 1
-    assert (out / "checkpoint.pt").exists()
-    assert "top1" in json.loads((out / "eval-knn" / "result.json").read_text())
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 0
+    # the printed score is the evaluation's, as its saved test-set class scores give it
+    printed = json.loads(re.search(r'\{"top1": [^}]*\}', r.stdout).group())
+    z = np.load(out / "eval-knn" / "scores.npz")
+    assert printed["top1"] == pytest.approx(100 * np.mean(z["scores"].argmax(1) == z["labels"]))
 
 
 def test_runs_that_cannot_fit_fail_at_once(ray_cluster, tiny_data, tmp_path, capsys):

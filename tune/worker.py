@@ -8,6 +8,10 @@ restores the latest Ray Train checkpoint if there is one, and runs `mcc.train.ru
  - a sum over workers of the epoch's tallies, so the reported loss is the global mean.
 Rank 0 writes the checkpoint (mcc's format, `checkpoint.pt`, plus the metrics of every epoch
 so far) and every rank reports.
+
+`train_loop` is the thin per-worker function (Ray Train's pattern): set up (restore, wrap the
+model, this worker's batches), then per epoch `train_epoch` (plain torch, no Ray), score and
+`report_epoch`. `MCC_FAULT` (`fault_from_env`) is the one fault-injection point, for tests.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs
 import ray
@@ -28,11 +35,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from mcc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from mcc.config import PretrainConfig, from_dict
-from mcc.layouts import layout_from_dict
+from mcc.config import PretrainConfig
+from mcc.layouts import Layout
 from mcc.train import (
     build_training,
     epoch_line,
+    identity,
     pretrain_batches,
     restore_training,
     run_epoch,
@@ -72,17 +80,50 @@ def _to_device(batches, device):
         yield {k: v.to(device, non_blocking=True) for k, v in b.items()}
 
 
-def _fault(batches, fault: dict | None, epoch: int, rank: int):
-    """Test hook: SIGKILL this worker process once at (rank, epoch, step); a marker file makes
-    the restarted worker carry on."""
+FAULT_ENV = "MCC_FAULT"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Where a worker process kills itself (SIGKILL, as the OOM killer or a lost node would):
+    before batch `step` of `epoch` on `rank`. With `once` (a marker file) it fires one time:
+    the marker is written before the kill, and a worker that finds it carries on."""
+
+    rank: int
+    epoch: int
+    step: int = 0
+    once: str = ""
+
+
+def fault_from_env() -> Fault | None:
+    """The fault MCC_FAULT asks for ("rank=1,epoch=1,step=1,once=/tmp/killed"), or None when
+    it is unset: the only fault-injection point (tests; docs/ray.md, "Fault injection")."""
+    text = os.environ.get(FAULT_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        fields = dict(item.split("=", 1) for item in text.split(","))
+        return Fault(**{k: v if k == "once" else int(v) for k, v in fields.items()})
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{FAULT_ENV}={text!r}: expected rank=R,epoch=E[,step=S][,once=FILE]"
+        ) from None
+
+
+def worker_env() -> dict:
+    """The Train workers' runtime env: MCC_FAULT passed on from the driver's environment (a
+    worker process does not inherit it: the raylet starts it)."""
+    fault = os.environ.get(FAULT_ENV)
+    return {"env_vars": {FAULT_ENV: fault}} if fault else {}
+
+
+def _inject(batches: Iterator, fault: Fault | None, epoch: int, rank: int) -> Iterator:
     for step, b in enumerate(batches):
-        if (
-            fault
-            and (fault["rank"], fault["epoch"], fault["step"]) == (rank, epoch, step)
-            and not Path(fault["marker"]).exists()
-        ):
-            Path(fault["marker"]).write_text(f"killed rank {rank} epoch {epoch} step {step}\n")
-            os.kill(os.getpid(), signal.SIGKILL)
+        if fault and (fault.rank, fault.epoch, fault.step) == (rank, epoch, step):
+            if not (fault.once and Path(fault.once).exists()):
+                if fault.once:
+                    Path(fault.once).write_text(f"killed rank {rank} epoch {epoch} step {step}\n")
+                os.kill(os.getpid(), signal.SIGKILL)
         yield b
 
 
@@ -136,7 +177,7 @@ class ValidationKnn:
         self.cfg = apply_overrides(EvalConfig(), {"data.path": cfg.data.path, **eval_overrides})
 
     def __call__(self, encoder) -> float:
-        from mcc.evaluate import knn
+        from mcc.knn import knn
         from mcc.models import build_encoder
 
         m = self.splits.manifest
@@ -165,90 +206,149 @@ def _quiet_train_reports() -> None:
     logger.setLevel(logging.WARNING)
 
 
-def train_loop(config: dict) -> None:
-    """Ray Train `train_loop_per_worker`. config: cfg (PretrainConfig as a dict), layout,
-    bodies, raw (the materialized dataset), num_samples, storage ([path, run name]),
-    sampling ('ray-data' | 'worker'), data_cpus, bn_mode, threads, objective ('val_knn' or
-    None), eval_overrides, epoch_lines (print one line per epoch), fault (tests only)."""
-    _quiet_train_reports()
-    cfg = from_dict(PretrainConfig, config["cfg"])
-    layout = layout_from_dict(config["layout"])
-    bodies = config["bodies"]
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(config["threads"])
-    device = ray.train.torch.get_device()
+@dataclass(frozen=True)
+class WorkerRun:
+    """The settings every Train worker of one pretraining gets (train_loop_config["run"],
+    built by tune/train.py)."""
 
-    seed_everything(cfg.seed)
-    model, opt, sched = build_training(cfg, layout)
-    start, history = 0, []
-    # The storage folder holds every checkpoint Ray Train recorded and the ones it had not yet
-    # recorded when a worker or the job was killed: restore the newest of them.
-    found = latest_checkpoint(*config["storage"])
-    if found is not None:
-        state = found[1]
-        start = restore_training(state, cfg, model, opt, sched, state["path"])
-        history = state.get("history", [])[:start]
-    model = use_bn_mode(model, config["bn_mode"]).to(device)
+    cfg: PretrainConfig
+    layout: Layout
+    bodies: int  # the dataset's most bodies per sample: every clip is padded to it
+    raw: Any  # the training rows: a materialized ray.data.Dataset (tune.data.read_train)
+    num_samples: int
+    storage: tuple[str, str]  # (storage path, Train run name): where the checkpoints are
+    sampling: str  # ray-data (Ray Data tasks) | worker (in this process)
+    data_cpus: float  # CPUs for the Ray Data tasks of each worker's epochs
+    bn_mode: str  # per-worker | sync
+    threads: int  # torch threads per worker
+    objective: str | None = None  # val_knn: score each epoch on the validation carve
+    eval_overrides: dict = field(default_factory=dict)  # the objective's EvalConfig values
+    epoch_lines: bool = True  # print one line per epoch (under Tune tune/progress.py does)
+
+
+@dataclass
+class Worker:
+    """One worker's training state: `model` is the plain module (queue, encoder, weights to
+    save), `ddp` what trains (the DDP wrapper when there are several workers)."""
+
+    model: torch.nn.Module
+    ddp: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    start: int  # the first epoch this process runs (> 0: resumed from a checkpoint)
+    history: list[dict]  # every epoch's metrics so far, restored ones included
+    rank: int
+    world: int
+    nodes: int
+
+
+def restore(run: WorkerRun) -> tuple[Any, Any, Any, int, list[dict]]:
+    """Model, optimiser and schedule, from the newest checkpoint in the storage when there is
+    one: it holds every checkpoint Ray Train recorded and the ones it had not yet recorded
+    when a worker or the job was killed. Also the first epoch to run and the history."""
+    seed_everything(run.cfg.seed)
+    model, opt, sched = build_training(run.cfg, run.layout)
+    found = latest_checkpoint(*run.storage)
+    if found is None:
+        return model, opt, sched, 0, []
+    state = found[1]
+    start = restore_training(state, run.cfg, model, opt, sched, state["path"])
+    return model, opt, sched, start, state.get("history", [])[:start]
+
+
+def setup(run: WorkerRun, rank: int, world: int) -> Worker:
+    """Restore or build the model, put it on this worker's device and wrap it for DDP."""
+    torch.set_num_threads(run.threads)
+    model, opt, sched, start, history = restore(run)
+    model = use_bn_mode(model, run.bn_mode).to(ray.train.torch.get_device())
     ddp = model
     if world > 1:
         # Buffers are not broadcast: the queue is kept identical by the all-gather, and
         # per-worker batch-norm statistics are what bn_mode=per-worker means.
         ddp = DistributedDataParallel(model, broadcast_buffers=False)
-    gather = _all_gather if world > 1 else (lambda x: x)
     # Ray node ids, not node ranks: Train ranks nodes by IP, and test clusters share one IP.
     node = torch.tensor([int(ray.get_runtime_context().get_node_id()[:15], 16)])
-    nodes = len(set(gather(node).tolist()))
-    total = _sum_over_workers if world > 1 else None
+    nodes = len(set((_all_gather if world > 1 else identity)(node).tolist()))
+    return Worker(model, ddp, opt, sched, start, history, rank, world, nodes)
 
-    raw, n = config["raw"], config["num_samples"]
-    samples = local_samples(raw, n, cfg, layout) if config["sampling"] == "worker" else None
-    bs = cfg.optim.batch_size
+
+def epoch_streams(run: WorkerRun, w: Worker) -> Iterator[Iterator[dict]]:
+    """This worker's batches of each epoch from w.start on: sampled in this process from
+    all samples (sampling=worker), or by Ray Data tasks."""
+    cfg, stop = run.cfg, run.cfg.optim.epochs
+    if run.sampling == "worker":
+        samples = local_samples(run.raw, run.num_samples, cfg, run.layout)
+        coords = run.layout.coord_channels
+        return (
+            pretrain_batches(samples, cfg, e, run.bodies, coords, w.rank, w.world)
+            for e in range(w.start, stop)
+        )
 
     def stream(epoch: int):
-        return epoch_batches(raw, n, cfg, layout, bodies, epoch, rank, world, config["data_cpus"])
+        return epoch_batches(run.raw, run.num_samples, cfg, run.layout, run.bodies, epoch,
+                             w.rank, w.world, run.data_cpus)  # fmt: skip
 
-    if samples is not None:
-        epochs = (
-            pretrain_batches(samples, cfg, e, bodies, layout.coord_channels, rank, world)
-            for e in range(start, cfg.optim.epochs)
-        )
-    else:  # enough batches ahead to cover the next epoch's sort (about 5 s here)
-        epochs = epochs_ahead(stream, start, cfg.optim.epochs, depth=max(8, 512 // bs))
+    # enough batches ahead to cover the next epoch's sort (about 5 s here)
+    return epochs_ahead(stream, w.start, stop, depth=max(8, 512 // cfg.optim.batch_size))
+
+
+def train_epoch(w: Worker, batches, cfg: PretrainConfig, epoch: int, bn_mode: str) -> dict:
+    """One epoch of `mcc.train.run_epoch` across the workers (all-gathered keys, tallies
+    summed over workers) and its metrics, with the queue check and where this process began."""
+    several = w.world > 1
+    metrics = run_epoch(
+        w.ddp,
+        w.opt,
+        w.sched,
+        batches,
+        cfg,
+        epoch,
+        gather=_all_gather if several else identity,
+        bn_mode=bn_mode,
+        total=_sum_over_workers if several else None,
+    )
+    metrics["queue_spread"] = _queue_spread(w.model)
+    metrics["workers"] = w.world
+    metrics["nodes"] = w.nodes
+    metrics["started_at_epoch"] = w.start  # > 0: this process resumed from a checkpoint
+    return metrics
+
+
+def report_epoch(run: WorkerRun, w: Worker, epoch: int, metrics: dict) -> None:
+    """Record the epoch: its line (rank 0), rank 0's checkpoint with the history so far, and
+    every rank's report to Ray Train."""
+    w.history.append(metrics)
+    if w.rank == 0 and run.epoch_lines:
+        print(epoch_line(metrics, run.cfg.optim.epochs), flush=True)
+    with tempfile.TemporaryDirectory() as d:
+        checkpoint = None
+        if w.rank == 0:
+            state = training_state(run.cfg, run.layout, run.bodies, epoch, w.model, w.opt,
+                                   w.sched)  # fmt: skip
+            state["history"] = w.history  # the epochs' metrics travel with the checkpoint
+            save_checkpoint(Path(d) / CHECKPOINT_FILE, state)
+            checkpoint = ray.train.Checkpoint.from_directory(d)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def train_loop(config: dict) -> None:
+    """Ray Train's `train_loop_per_worker`; config["run"] is the run's WorkerRun."""
+    run: WorkerRun = config["run"]
+    _quiet_train_reports()
+    ctx = ray.train.get_context()
+    w = setup(run, ctx.get_world_rank(), ctx.get_world_size())
+    epochs = epoch_streams(run, w)
     objective = None
-    if config.get("objective") == "val_knn" and rank == 0:
-        objective = ValidationKnn(cfg, config.get("eval_overrides") or {})
-    if start >= cfg.optim.epochs and history:
+    if run.objective == "val_knn" and w.rank == 0:
+        objective = ValidationKnn(run.cfg, run.eval_overrides)
+    if w.start >= run.cfg.optim.epochs and w.history:
         # Nothing left to train (a resumed run that had finished): report the last epoch
         # again, so a Tune trial restored around this run still gets its final metrics.
-        ray.train.report(history[-1])
-    for epoch, batches in zip(range(start, cfg.optim.epochs), epochs):
-        batches = _to_device(_fault(batches, config.get("fault"), epoch, rank), device)
-        metrics = run_epoch(
-            ddp,
-            opt,
-            sched,
-            batches,
-            cfg,
-            epoch,
-            gather=gather,
-            bn_mode=config["bn_mode"],
-            total=total,
-        )
-        metrics["queue_spread"] = _queue_spread(model)
-        metrics["workers"] = world
-        metrics["nodes"] = nodes
-        metrics["started_at_epoch"] = start  # > 0: this process resumed from a checkpoint
+        ray.train.report(w.history[-1])
+    fault, device = fault_from_env(), ray.train.torch.get_device()
+    for epoch, batches in zip(range(w.start, run.cfg.optim.epochs), epochs):
+        batches = _to_device(_inject(batches, fault, epoch, w.rank), device)
+        metrics = train_epoch(w, batches, run.cfg, epoch, run.bn_mode)
         if objective is not None:
-            metrics["val_knn_top1"] = objective(model.encoder)
-        history.append(metrics)
-        if rank == 0 and config.get("epoch_lines"):  # a sweep's trials print through Tune
-            print(epoch_line(metrics, cfg.optim.epochs), flush=True)
-        with tempfile.TemporaryDirectory() as d:
-            checkpoint = None
-            if rank == 0:
-                state = training_state(cfg, layout, bodies, epoch, model, opt, sched)
-                state["history"] = history  # the epochs' metrics travel with the checkpoint
-                save_checkpoint(Path(d) / CHECKPOINT_FILE, state)
-                checkpoint = ray.train.Checkpoint.from_directory(d)
-            ray.train.report(metrics, checkpoint=checkpoint)
+            metrics["val_knn_top1"] = objective(w.model.encoder)
+        report_epoch(run, w, epoch, metrics)

@@ -19,7 +19,7 @@ width with a 60-class head on NTU (25 joints); the released model (model/agcn.py
 each part's W_k has its own bias (+2 * C_out per block).
 
 Joint or bone stream: `stream` (SkeletonEncoder); the two streams are separate models whose
-test-set class scores are summed (`mcc.evaluate.fuse`).
+test-set class scores are summed (`mcc.fusion.fuse`).
 """
 
 from __future__ import annotations
