@@ -97,7 +97,7 @@ EVALUATE = {
 }
 
 
-# The sweep scores its trials with the `small` downstream recipe (tune/search.py); a run
+# The sweep scores its trials with the `small` downstream recipe (tune/scoring.py); a run
 # pretrained with `--preset sweep` is evaluated the same way.
 EVALUATE["sweep"] = EVALUATE["small"]
 

@@ -36,7 +36,6 @@ def tiny_args(data: str, out: Path, *extra: str) -> list[str]:
         (["--space", "loss.tau=0.5:0.5"], "empty or inverted range"),
         (["--search", "loss.gamma"], "no built-in range"),
         (["--space", "loss.queue_size=8,64"], "K must be at least the batch size"),
-        (["--metric", "val_loss"], "not reported by any trial"),
         (["--set", "data.val_fraction=0"], "validation split"),
         (["--confirm", "1"], "at least 2 seeds"),
         (["--grid", "--space", "loss.tau=0.2,0.5", "--confirm", "3"], "needs a search"),
@@ -151,7 +150,7 @@ def test_killed_search_resumes_without_rerunning_finished_trials(ray_cluster, ti
 def test_best_trial_is_one_that_ran_every_epoch():
     """ASHA judges a stopped trial on fewer epochs: the summary's best and the one test score
     go to the best trial that finished (any trial only when none did)."""
-    from tune.search import best_row
+    from tune.summary import best_row
 
     table = pd.DataFrame(
         {
@@ -173,35 +172,36 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
     import numpy as np
 
     from mcc.config import LossConfig, PretrainConfig
-    from tune import search
+    from tune import confirm, grid
+    from tune.summary import add_confirmations
 
     table = pd.DataFrame({"trial": ["a", "b"], "param:loss.tau": [0.2, np.float64(0.5)],
                           "val_knn_top1": [30.0, 40.0], "status": ["completed"] * 2})  # fmt: skip
     ran = {}
 
-    def fake_grid(args, base, space, cells, out):
+    def fake_grid(args, base, cells, out, space=None):
         ran.update(cells=cells, out=out, test_eval=args.test_eval, epochs=base.optim.epochs)
         score = {0.5: [60.0, 62.0, 64.0], 0.0: [40.0, 41.0, 42.0]}
         rows = [{"trial": cell_name(c), "test_knn_top1": score[c.get("loss.tau", 0.0)][i % 3]}
                 for i, c in enumerate(cells)]  # fmt: skip
         return pd.DataFrame(rows)
 
-    monkeypatch.setattr(search, "run_search", fake_grid)
+    monkeypatch.setattr(grid, "run", fake_grid)
     (tmp_path / "summary.md").write_text("# sweep\n")
     args = argparse.Namespace(confirm=3, test_eval=None, confirm_protocol="knn",
                               confirm_fraction=0.1, confirm_epochs=None)  # as sweep fills them
-    res = search.confirm(args, PretrainConfig(seed=4), table, tmp_path)
+    res = confirm.confirm(args, PretrainConfig(seed=4), table, tmp_path)
     assert ran["test_eval"] == "all" and ran["out"] == tmp_path / "confirm"
     assert type(ran["cells"][0]["loss.tau"]) is float  # a plain value for the config
     # three times the trials' 80 epochs: the chosen configuration trains longer
     assert ran["cells"] == [{"loss.tau": 0.5, "optim.epochs": 240, "seed": s}
                             for s in (5, 6, 7)] + [
-        {**search.CONTROL, "optim.epochs": 240, "seed": s} for s in (5, 6, 7)]  # fmt: skip
+        {**confirm.CONTROL, "optim.epochs": 240, "seed": s} for s in (5, 6, 7)]  # fmt: skip
     assert ran["epochs"] == 240 and res["epochs"] == 240
     assert res["best"]["test_knn_top1"] == [60.0, 62.0, 64.0]
     assert res["control"]["mean"] == 41.0 and res["difference"] == 21.0 and res["resolved"]
     assert json.loads((tmp_path / "confirm.json").read_text())["resolved"] is True
-    search.add_confirmations(tmp_path)  # what sweep.py does after the search's summary
+    add_confirmations(tmp_path)  # what sweep.py does after the search's summary
     summary = (tmp_path / "summary.md").read_text()
     assert ("## Confirmation on fresh seeds [5, 6, 7], 240 pretraining epochs (test split, "
             "kNN top-1 %)") in summary  # fmt: skip
@@ -212,7 +212,7 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
     semi["best"]["params"]["loss.tau"] = 0.20198537298126304
     (tmp_path / "confirm-semi-0.1.json").write_text(json.dumps(semi))
     (tmp_path / "summary.md").write_text("# sweep\n")
-    search.add_confirmations(tmp_path)
+    add_confirmations(tmp_path)
     summary = (tmp_path / "summary.md").read_text()
     assert summary.index("kNN top-1 %") < summary.index("0.1 of each class's labels")
     assert "`loss.tau`=0.202)" in summary  # 4 significant digits
@@ -221,11 +221,11 @@ def test_confirmation_reruns_best_and_control_on_fresh_seeds(tmp_path, monkeypat
     # a best trial with every loss weight at 0 is the control itself: nothing is rerun
     ran.clear()
     table["param:loss.triplet"], table["param:loss.nce"] = 0.0, 0.0
-    res = search.confirm(args, PretrainConfig(seed=4, loss=LossConfig(interp=0.0)), table,
+    res = confirm.confirm(args, PretrainConfig(seed=4, loss=LossConfig(interp=0.0)), table,
                          tmp_path)  # fmt: skip
     assert not ran and res["resolved"] is False and "it is the control" in res["note"]
     (tmp_path / "summary.md").write_text("# sweep\n")
-    search.add_confirmations(tmp_path)
+    add_confirmations(tmp_path)
     assert "control itself (no pretraining)" in (tmp_path / "summary.md").read_text()
 
 
@@ -238,7 +238,7 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
     import types
 
     from mcc.config import PretrainConfig
-    from tune import search, sweep, trial
+    from tune import grid, study, sweep, trial, tuner
 
     cells = [{"loss.tau": 0.2}, {"loss.tau": 0.5}]
 
@@ -251,17 +251,18 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
         with_parameters=lambda f, **kw: f, with_resources=lambda f, r: f,
         RunConfig=lambda **kw: None, TuneConfig=lambda **kw: None, grid_search=lambda x: x,
         Tuner=lambda *a, **kw: "tuner")  # fmt: skip
-    monkeypatch.setattr(search, "tune", fake_tune)
-    monkeypatch.setattr(search, "concurrency", lambda *a: 1)
-    monkeypatch.setattr(search, "driver_resources", lambda: {})
-    monkeypatch.setattr(search, "fit", lambda tuner: (FakeGrid([result]), False))
-    monkeypatch.setattr(search, "add_test_scores", lambda *a: pytest.fail("scored the test split"))
+    for module in (grid, tuner):
+        monkeypatch.setattr(module, "tune", fake_tune)
+    monkeypatch.setattr(tuner, "concurrency", lambda *a: 1)
+    monkeypatch.setattr(tuner, "driver_resources", lambda: {})
+    monkeypatch.setattr(tuner, "fit", lambda t: (FakeGrid([result]), False))
+    monkeypatch.setattr(tuner, "add_test_scores", lambda *a: pytest.fail("scored the test split"))
     args = argparse.Namespace(workers_per_trial=1, cpus_per_worker=1, max_concurrent=None,
                               test_eval=None, trials=2, resume=False, seed=0)  # fmt: skip
     base = PretrainConfig()
     # a grid continues by rerunning (its cells are cached), not with --resume
     with pytest.raises(trial.Interrupted, match="1 trial.s. unfinished.*same command again"):
-        search.run_search(args, base, {}, cells, tmp_path)
+        grid.run(args, base, cells, tmp_path)
     table = pd.read_csv(tmp_path / "results.csv")
     assert list(table["trial"]) == [cell_name(cells[0])] and table["val_knn_top1"][0] == 30.0
     assert "**Interrupted**: 1 trial(s) unfinished" in (tmp_path / "summary.md").read_text()
@@ -269,7 +270,7 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
     def interrupted(*a):
         raise trial.Interrupted(1, tmp_path)
 
-    monkeypatch.setattr(search, "run_search", interrupted)
+    monkeypatch.setattr(study, "run", interrupted)
     monkeypatch.setattr("tune.cluster.connect", lambda address: "a fake cluster")
     monkeypatch.setattr(sweep, "prepare_data", lambda base: None)
     assert main(["--data", str(tmp_path), "--out", str(tmp_path / "s"), "--confirm", "3"]) == 130
@@ -277,13 +278,13 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
 
 def test_script_exits_130_when_interrupted(tiny_data, tmp_path):
     """Run as `python tune/sweep.py` the file is __main__, a module apart from tune.sweep:
-    the Interrupted that tune/search.py raises (tune.trial's) must still be caught."""
+    the Interrupted that tune/tuner.py raises (tune.trial's) must still be caught."""
     code = (
         "import runpy, sys\n"
-        "import tune.cluster, tune.search, tune.trial\n"
+        "import tune.cluster, tune.study, tune.trial\n"
         "def interrupted(*a):\n"
         "    raise tune.trial.Interrupted(2, 'OUT')\n"
-        "tune.search.run_search = interrupted\n"
+        "tune.study.run = interrupted\n"
         "tune.cluster.connect = lambda address: 'a fake cluster'\n"
         f"sys.argv = ['tune/sweep.py', '--data', {tiny_data!r}, '--out', {str(tmp_path)!r}]\n"
         "runpy.run_path('tune/sweep.py', run_name='__main__')\n"
@@ -302,15 +303,16 @@ def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, 
 
     import mcc.evaluate
     from mcc import presets
-    from mcc.config import PretrainConfig, to_dict
-    from tune import search
+    from mcc.config import ConfigError, PretrainConfig, to_dict
+    from tune import confirm, grid
+    from tune.summary import add_confirmations
 
     table = pd.DataFrame({"trial": ["a"], "param:loss.tau": [0.3], "val_knn_top1": [30.0],
                           "status": ["completed"]})  # fmt: skip
-    grid = {}
+    ran = {}
 
-    def fake_grid(args, base, space, cells, out):
-        grid.update(test_eval=args.test_eval)
+    def fake_grid(args, base, cells, out, space=None):
+        ran.update(test_eval=args.test_eval)
         return pd.DataFrame({"trial": [cell_name(c) for c in cells],
                              "status": ["completed"] * len(cells),
                              "test_knn_top1": [50.0] * len(cells),
@@ -329,46 +331,47 @@ def test_confirmation_by_another_protocol_scores_each_runs_checkpoint(tmp_path, 
         (out / "result.json").write_text(json.dumps({"top1": top1, "checkpoint": ckpt}))
         return {"top1": top1}
 
-    monkeypatch.setattr(search, "run_search", fake_grid)
+    monkeypatch.setattr(grid, "run", fake_grid)
     monkeypatch.setattr(mcc.evaluate, "evaluate", fake_evaluate)
     (tmp_path / "summary.md").write_text("# sweep\n")
-    for c in [{"loss.tau": 0.3}, search.CONTROL]:
+    for c in [{"loss.tau": 0.3}, confirm.CONTROL]:
         for s in (1, 2, 3):
             (tmp_path / f"{cell_name({**c, 'optim.epochs': 2, 'seed': s})}.pt").write_text("x")
     args = argparse.Namespace(confirm=3, test_eval=None, confirm_protocol="semi",
                               confirm_fraction=0.1, confirm_epochs=2)  # fmt: skip
-    res = search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
-    assert grid["test_eval"] == "all" and len(calls) == 6  # kNN scores kept as well
+    res = confirm.confirm(args, PretrainConfig(seed=0), table, tmp_path)
+    assert ran["test_eval"] == "all" and len(calls) == 6  # kNN scores kept as well
     assert {(p, f, s) for p, f, s, _ in calls} == {("semi", 0.1, s) for s in (1, 2, 3)}
     assert res["metric"] == "test_semi_top1" and res["best"]["test_semi_top1"] == [71, 72, 73]
     assert res["control"]["mean"] == 22.0 and res["resolved"]
     assert json.loads((tmp_path / "confirm-semi-0.1.json").read_text())["label_fraction"] == 0.1
     calls.clear()  # a second run reads the cached scores
-    assert search.confirm(args, PretrainConfig(seed=0), table, tmp_path)["difference"] == 50.0
+    assert confirm.confirm(args, PretrainConfig(seed=0), table, tmp_path)["difference"] == 50.0
     assert not calls
-    # a changed recipe scores again instead of reading the old recipe's results
+    # a changed recipe neither reads the old recipe's results nor overwrites them: it stops,
+    # naming the setting that changed
     monkeypatch.setitem(presets.EVALUATE, "semi", {**presets.EVALUATE["semi"],
                                                    "optim.epochs": 61})  # fmt: skip
-    search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
-    assert len(calls) == 6
-    calls.clear()
+    with pytest.raises(ConfigError, match=r"other settings \(optim.epochs: 60 -> 61\).*another"):
+        confirm.confirm(args, PretrainConfig(seed=0), table, tmp_path)
+    assert not calls
     args.confirm_fraction = 0.2  # another share is scored anew, not read from 0.1's cache
-    search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
+    confirm.confirm(args, PretrainConfig(seed=0), table, tmp_path)
     assert len(calls) == 6 and {f for _, f, _, _ in calls} == {0.2}
-    search.add_confirmations(tmp_path)  # both shares in the summary
+    add_confirmations(tmp_path)  # both shares in the summary
     summary = (tmp_path / "summary.md").read_text()
     assert "fine-tune with 0.1 of each class's labels" in summary
     assert "fine-tune with 0.2 of each class's labels" in summary
 
     # a run that did not finish is not scored: its checkpoint is a partial encoder
-    def partial_grid(args, base, space, cells, out):
-        table = fake_grid(args, base, space, cells, out)
+    def partial_grid(args, base, cells, out, space=None):
+        table = fake_grid(args, base, cells, out)
         table.loc[0, "status"] = "error"
         return table
 
-    monkeypatch.setattr(search, "run_search", partial_grid)
+    monkeypatch.setattr(grid, "run", partial_grid)
     args.confirm_fraction = 0.3
-    res = search.confirm(args, PretrainConfig(seed=0), table, tmp_path)
+    res = confirm.confirm(args, PretrainConfig(seed=0), table, tmp_path)
     assert len(res["best"]["test_semi_top1"]) == 2 and res["difference"] is None
 
 
@@ -376,7 +379,7 @@ def test_fit_tells_an_interrupted_tune_run():
     """Tune's SIGINT handler puts the previous one back on the first Ctrl-C and otherwise
     stays installed; its cleanup may mark every trial terminated, so that is the signal.
     fit() always leaves the previous handler in place."""
-    from tune import search
+    from tune import tuner
 
     class FakeTuner:
         def __init__(self, interrupt: bool) -> None:
@@ -390,8 +393,8 @@ def test_fit_tells_an_interrupted_tune_run():
             return "grid"
 
     before = signal.getsignal(signal.SIGINT)
-    assert search.fit(FakeTuner(False)) == ("grid", False)
-    assert search.fit(FakeTuner(True)) == ("grid", True)
+    assert tuner.fit(FakeTuner(False)) == ("grid", False)
+    assert tuner.fit(FakeTuner(True)) == ("grid", True)
     assert signal.getsignal(signal.SIGINT) is before
 
 
@@ -400,7 +403,8 @@ def test_summary_names_the_fixed_settings_and_no_nan_for_unset_parameters(tmp_pa
     lists where every trial departs from the paper's defaults."""
     from mcc import presets
     from mcc.config import PretrainConfig, apply_overrides
-    from tune.search import fill_in_force, write_summary
+    from tune.summary import write_summary
+    from tune.tuner import fill_in_force
 
     base = apply_overrides(PretrainConfig(), presets.PRETRAIN["sweep"])
     rows = [
@@ -411,7 +415,7 @@ def test_summary_names_the_fixed_settings_and_no_nan_for_unset_parameters(tmp_pa
     ]  # fmt: skip
     table = fill_in_force(pd.DataFrame(rows), base)
     assert table["param:loss.tau"].tolist() == [0.3, base.loss.tau]
-    write_summary(table, {}, base, tmp_path, search=False)
+    write_summary(table, {}, base, tmp_path, grid=True)
     text = (tmp_path / "summary.md").read_text()
     assert "nan" not in text.lower()
     assert "`optim.optimizer=adam`" in text and "`sampling.speeds=1,2`" in text

@@ -24,13 +24,15 @@ scored) and exits with status 130.
 `--confirm N` then reruns the best configuration and the control with the three loss weights
 at 0 (no pretraining) on N seeds the search did not use, pretrained for `--confirm-epochs`
 (three times the trials' epochs by default), scores each on the test split, and
-appends mean +- std and whether the difference is resolved (> 2x the larger spread) to the
-summary (OUT/confirm.json, runs in OUT/confirm/). `--confirm-protocol linear|finetune|semi`
-scores them by that protocol as well (semi: `--confirm-fraction` of each class's labels,
-0.1 by default; OUT/confirm-PROTOCOL.json; semi fine-tunes with the `semi` evaluation
-preset, batch 8 for 60 epochs from the linear protocol's layer); rerun with `--resume` to
-add it to a finished sweep, whose pretraining runs are reused, and its test scores unless
-their evaluation config changed.
+appends mean +- std and whether the difference is resolved (> 2x the larger spread,
+mcc.stats) to the summary (OUT/confirm.json, runs in OUT/confirm/).
+`--confirm-protocol linear|finetune|semi` scores them by that protocol as well (semi:
+`--confirm-fraction` of each class's labels, 0.1 by default; OUT/confirm-PROTOCOL.json; semi
+fine-tunes with the `semi` evaluation preset, batch 8 for 60 epochs from the linear
+protocol's layer); rerun with `--resume` to
+add it to a finished sweep, whose pretraining runs and test scores are reused; a test score
+made with another evaluation config stops the sweep with a message naming the changed
+settings (mcc.runs.finished_run) instead of being overwritten.
 """
 
 from __future__ import annotations
@@ -111,7 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=5, help="Optuna trials (search mode)")
     p.add_argument("--grid", action="store_true", help="every cell, no searcher (ablations)")
     p.add_argument("--cells", help="grid mode: JSON list of cells instead of the product")
-    p.add_argument("--metric", default=METRIC, help="objective reported by every trial")
     p.add_argument("--grace-epochs", type=int, default=2, help="ASHA: epochs before a stop")
     p.add_argument("--seed", type=int, default=0, help="Optuna sampler seed")
     p.add_argument("--max-concurrent", type=int, default=None, metavar="N",
@@ -157,9 +158,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def sweep(args) -> int:
     # Everything a trial could trip over is checked here, before Ray starts.
-    if args.metric != METRIC:
-        raise ConfigError(f"--metric {args.metric!r} is not reported by any trial; trials "
-                          f"report {METRIC!r} every epoch")  # fmt: skip
     if args.trials < 1:
         raise ConfigError(f"--trials={args.trials}: need at least 1")
     if args.confirm and (args.confirm < 2 or args.grid or args.cells):
@@ -211,21 +209,22 @@ def sweep(args) -> int:
                           f"choose another --out")  # fmt: skip
     prepare_data(base)
 
+    from tune import grid, study
     from tune.cluster import connect
-    from tune.search import run_search
 
     print(f"using {connect(args.address)}", flush=True)
     t0 = time.time()
-    table = run_search(args, base, space, cells, out)
+    table = study.run(args, base, space, out) if cells is None else grid.run(
+        args, base, cells, out, space)  # fmt: skip
     if args.confirm and not table.empty and table[METRIC].notna().any():
-        from tune.search import confirm
+        from tune.confirm import confirm
 
         c = confirm(args, base, table, out)
         m = c["metric"]
         print(f"confirmation on seeds {c['seeds']}: best {c['best'].get(m)}, control "
               f"{c['control'].get(m)} ({m} %)")  # fmt: skip
     if cells is None:
-        from tune.search import add_confirmations
+        from tune.summary import add_confirmations
 
         add_confirmations(out)
     print(f"\nsweep done in {time.time() - t0:.0f} s: {len(table)} trials")

@@ -1,5 +1,5 @@
-"""One trial of a sweep: what tune/search.py (the engine) and tune/sweep.py (the command)
-both need, so that neither imports the other's module at import time.
+"""One trial of a sweep: what the engine (tune/tuner.py, grid.py, study.py) and tune/sweep.py
+(the command) both need, so that neither imports the other's modules at import time.
 
 A trial is a function (Ray Train V2's Tune pattern): it builds and fits a TorchTrainer
 through tune/train.py, reports `METRIC` every epoch, and records its result in
@@ -19,7 +19,7 @@ METRIC = "val_knn_top1"
 
 class Interrupted(Exception):
     """The search was interrupted (a Ctrl-C, after which Tune returns normally; see
-    tune/search.py: fit): the table and summary of what ran are written, the test split is
+    tune/tuner.py: fit): the table and summary of what ran are written, the test split is
     not scored, and the same command with `--resume` continues; a grid (--grid, --cells)
     continues by running the same command again (finished cells are cached)."""
 
