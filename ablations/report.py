@@ -10,16 +10,16 @@ external files), plus the figures as .svg files beside report.md. Without matplo
 
 Each table keeps the paper's layout (its rows; a column per backbone): our mean ± sample
 standard deviation over seeds, the difference to the table's "w/o pre-training" row, and the
-published numbers with the paper's own difference to its baseline. A difference smaller than
-twice its standard error (Welch: sqrt(s1^2/n1 + s2^2/n2); fewer than 2 seeds on either side
-give no estimate) is marked "not resolved". Missing cells are shown as "—", never as 0.
+published numbers with the paper's own difference to its baseline. A difference is marked
+"not resolved" unless it is larger than twice the larger of the two standard deviations
+(`mcc.stats.resolved`, the rule of every verdict the project publishes; fewer than 2 seeds on
+either side: not resolved). Missing cells are shown as "—", never as 0.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
 import time
 from dataclasses import dataclass
 from html import escape
@@ -29,6 +29,8 @@ from ablations import charts
 from ablations.cells import Plan
 from ablations.figures import model_figures
 from ablations.specs import BACKBONE_NAMES, PAPER_COLUMN_OF, TABLES, Table
+from mcc.stats import mean_std, resolved
+from mcc.tables import markdown_table
 
 MISSING = "—"
 NOT_RESOLVED = "not resolved"
@@ -46,21 +48,17 @@ class Stat:
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.values)
+        return mean_std(self.values)[0]
 
     @property
     def std(self) -> float:
-        return statistics.stdev(self.values) if self.n > 1 else 0.0
+        """The sample standard deviation; 0 with one value (shown without one)."""
+        return mean_std(self.values)[1] or 0.0
 
 
 def difference(a: Stat, b: Stat) -> tuple[float, bool]:
-    """(mean a - mean b, resolved): resolved when |d| >= 2 standard errors of d (Welch);
-    with fewer than two values on either side there is no error estimate: not resolved."""
-    d = a.mean - b.mean
-    if a.n < 2 or b.n < 2:
-        return d, False
-    se = math.sqrt(a.std**2 / a.n + b.std**2 / b.n)
-    return d, abs(d) >= 2 * se and d != 0
+    """(mean a - mean b, whether it is resolved: `mcc.stats.resolved`)."""
+    return a.mean - b.mean, resolved(a.values, b.values)
 
 
 def read_json(path: Path) -> dict | None:
@@ -351,19 +349,6 @@ def provenance(meta: dict, plans: dict[str, Plan], runs: Path) -> list[str]:
 # ---- output --------------------------------------------------------------------------------
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = [
-        "| " + " | ".join(_md_cell(h) for h in header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-    ]
-    lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def references_rows(table: Table) -> tuple[list[str], list[list[str]]]:
     header = ["Method (paper only)", "Architecture", *table.paper_columns]
     rows = [
@@ -383,7 +368,7 @@ def build(runs: Path) -> tuple[dict, list[str], list[Rendered], list[str]]:
     if "agcn" in backbones:
         not_done.append(
             "2s-AGCN is its joint stream only; the paper's numbers fuse the joint "
-            "and bone streams (mcc.evaluate.fuse; not wired into the tables)"
+            "and bone streams (mcc.fusion.fuse; not wired into the tables)"
         )
     if "table1" in plans:  # Figs. 4-6 are drawn from Table 1's models (ablations/figures.py)
         figs, missing = model_figures(plans["table1"], runs)
@@ -410,7 +395,8 @@ def write_report(runs: str | Path, out: str | Path) -> tuple[Path, Path]:
         f"Report written {stamp} from `{runs}`.",
         "",
         f"Cells: mean ± sample std over seeds; Δ: difference to the w/o pre-training row, "
-        f"'{NOT_RESOLVED}' when smaller than twice its standard error (or with one seed); "
+        f"'{NOT_RESOLVED}' unless larger than twice the larger of the two standard deviations "
+        f"(or with one seed); "
         f"{MISSING}: no result; n/a: not in the paper.",
         "",
     ]

@@ -4,7 +4,9 @@ downstream evaluation in this process.
 Both stages cache by files, so rerunning a table re-runs nothing finished and an interrupted
 table resumes: the grid skips cells with a result in OUT/pretrain/DATASET/cells/ and
 continues a cut-off cell from its own last checkpoint (tune/sweep.py); an evaluation is done
-when its folder holds result.json (written last, atomically, by mcc.evaluate).
+when its folder holds result.json (written last, atomically, by mcc.evaluate) made with the
+same settings, and one made with other settings stops the run with a message naming them
+(mcc.runs.finished_run).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from ablations.cells import Cell, Dataset, Plan, grid_sets
 from ablations.presets import Preset
 from mcc.config import ConfigError
+from mcc.files import atomic_write
 from mcc.shards import MANIFEST, read_manifest
 
 META = "ablations.json"
@@ -133,9 +136,7 @@ def check_out(
 
 def write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=1))
 
 
 def start(out: Path, meta: dict, plans: list[Plan], argv: list[str]) -> dict:
@@ -219,26 +220,29 @@ def _text(v) -> str:
 
 
 def checkpoint_of(cell: Cell, out: Path) -> tuple[str | None, str]:
-    """(the checkpoint an evaluation starts from, or None from scratch; why it is missing)."""
+    """(the checkpoint an evaluation starts from, or None from scratch; why it is missing, ""
+    when it is there). A missing one is still named: a finished evaluation that recorded it
+    is reused without it (its checkpoint may have been deleted to save space)."""
     if cell.pretrain is not None:
         f = cell.pretrain.cell_file(out)
-        if not f.exists():
-            return None, f"pretraining cell {cell.pretrain.name} has no result ({f})"
         ckpt = cell.pretrain.trial_dir(out) / "checkpoint.pt"
+        if not f.exists():
+            return str(ckpt), f"pretraining cell {cell.pretrain.name} has no result ({f})"
         if not ckpt.exists():  # a folder that moved keeps its layout; else the record
             ckpt = Path(json.loads(f.read_text()).get("checkpoint") or ckpt)
-        return (str(ckpt), "") if ckpt.exists() else (None, f"{ckpt} does not exist")
+        return str(ckpt), "" if ckpt.exists() else f"{ckpt} does not exist"
     if cell.supervised is not None:
         ckpt = out / cell.supervised.dir / "checkpoint.pt"
         if not (out / cell.supervised.dir / "result.json").exists() or not ckpt.exists():
-            return None, f"the supervised run {cell.supervised.dir} has no checkpoint"
+            return str(ckpt), f"the supervised run {cell.supervised.dir} has no checkpoint"
         return str(ckpt), ""
     return None, ""
 
 
 def evaluation_stage(plan: Plan, out: Path, progress: bool = True) -> tuple[int, int, int]:
-    """Every evaluation of `plan` without a result.json; returns (run, cached, failed)."""
-    from mcc.evaluate import evaluate
+    """Every evaluation of `plan` not finished yet; returns (run, cached, failed). One
+    finished with other settings is a ConfigError (mcc.evaluate.finished_evaluation)."""
+    from mcc.evaluate import evaluate, finished_evaluation
 
     starts: dict[str, Cell | None] = {}
     for c in plan.cells:
@@ -249,11 +253,12 @@ def evaluation_stage(plan: Plan, out: Path, progress: bool = True) -> tuple[int,
     ran = cached = failed = 0
     for i, ev in enumerate(evals, 1):
         folder = out / ev.dir
-        if (folder / "result.json").exists():
-            cached += 1
-            continue
         cell = starts[ev.dir]
         ckpt, missing = checkpoint_of(cell, out) if cell is not None else (None, "")
+        cfg = ev.config()
+        if finished_evaluation(cfg, ckpt, folder) is not None:
+            cached += 1
+            continue
         tag = f"[{i}/{len(evals)}] {ev.dir}"
         if missing:
             print(f"{tag}: skipped, {missing}", flush=True)
@@ -261,7 +266,7 @@ def evaluation_stage(plan: Plan, out: Path, progress: bool = True) -> tuple[int,
             continue
         t0 = time.time()
         try:
-            res = evaluate(ev.config(), ckpt, folder, progress=progress)
+            res = evaluate(cfg, ckpt, folder, progress=progress)
         except Exception as e:  # one failed cell is reported; the table goes on
             traceback.print_exc(limit=3, file=sys.stderr)
             print(f"{tag}: failed, {type(e).__name__}: {e}", flush=True)

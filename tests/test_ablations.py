@@ -370,6 +370,7 @@ def test_report_of_an_empty_or_missing_folder_is_refused(tmp_path, capsys):
 def test_evaluation_stage_caches_and_resumes(tmp_path, monkeypatch):
     import mcc.evaluate
     import tune.sweep
+    from mcc.config import to_dict
 
     out = tmp_path / "out"
     plan = plan_of(TABLE3)
@@ -383,6 +384,8 @@ def test_evaluation_stage_caches_and_resumes(tmp_path, monkeypatch):
     def fake_evaluate(cfg, checkpoint, folder, progress=True):
         calls.append((cfg.protocol, checkpoint))
         Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "config.json").write_text(json.dumps({**to_dict(cfg),
+                                                              "checkpoint": checkpoint}))
         (Path(folder) / "result.json").write_text(json.dumps({"top1": 50.0}))
         return {"top1": 50.0, "protocol": cfg.protocol}
 
@@ -402,6 +405,12 @@ def test_evaluation_stage_caches_and_resumes(tmp_path, monkeypatch):
     plan.cells[2].pretrain.cell_file(out).unlink()
     (out / plan.cells[2].evaluation.dir / "result.json").unlink()
     assert run.evaluation_stage(plan, out, progress=False) == (0, 2, 1)
+    assert len(calls) == 4
+    # a finished evaluation made with other settings is neither reused nor overwritten
+    done = out / plan.cells[0].evaluation.dir / "config.json"
+    done.write_text(json.dumps({**json.loads(done.read_text()), "knn_k": 7}))
+    with pytest.raises(ConfigError, match=r"other settings \(knn_k: 7 -> .*another --out"):
+        run.evaluation_stage(plan, out, progress=False)
     assert len(calls) == 4
 
 
