@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # `python tune/train.py` from a checkout or a job's working dir
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,6 +31,9 @@ from mcc.config import ConfigError, PretrainConfig, apply_overrides, parse_set_a
 from mcc.runs import RunDir
 from mcc.shards import read_manifest
 
+if TYPE_CHECKING:
+    from tune.worker import WorkerRun
+
 RUN_NAME = "pretrain"
 
 
@@ -39,6 +43,91 @@ def _storage(storage_path: str | None, out: Path) -> str:
     if "://" in storage_path:
         return storage_path
     return str(Path(storage_path).expanduser().resolve())
+
+
+def _check_request(storage: str, name: str, resume: bool, bn_mode: str, use_gpu: bool) -> None:
+    """Refuse, before anything starts, a run that would overwrite another or cannot run."""
+    from tune.worker import checkpoint_dirs
+
+    if checkpoint_dirs(storage, name)[1] and not resume:
+        raise ConfigError(
+            f"{storage}/{name} already holds a run; pass --resume to continue it or choose "
+            f"another --out / --storage-path"
+        )
+    if bn_mode not in ("per-worker", "sync"):
+        raise ConfigError(f"--bn-mode={bn_mode!r}: choose per-worker or sync")
+    if bn_mode == "sync" and not use_gpu:
+        raise ConfigError(
+            "--bn-mode=sync needs --use-gpu: torch's SyncBatchNorm runs on GPUs only; on CPU "
+            "workers use --bn-mode=per-worker"
+        )
+
+
+def _trainer(
+    run: WorkerRun,
+    num_workers: int,
+    cpus_per_worker: float,
+    use_gpu: bool,
+    placement: str,
+    max_failures: int,
+    callbacks: list | None,
+):
+    """The TorchTrainer of `run`: its workers, failure policy, checkpoints and logs."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from tune.worker import train_loop, worker_env
+
+    storage, name = run.storage
+    return TorchTrainer(
+        train_loop,
+        train_loop_config={"run": run},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker},
+            placement_strategy=placement,
+        ),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
+            worker_runtime_env=worker_env(),
+            # Train's INFO lines ("Reporting training result ...", two long ones per epoch)
+            # stay in its log files; the console gets warnings and our epoch lines
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+        ),
+    )
+
+
+def _final_checkpoint(result, storage: str, name: str):
+    """The run's last checkpoint: the result's, or (Ray Train's record can miss one a kill
+    interrupted) the newest one in the storage."""
+    from tune.worker import latest_checkpoint
+
+    final = result.checkpoint
+    if final is None:
+        found = latest_checkpoint(storage, name)
+        final = found[0] if found else None
+    if final is None:
+        raise CheckpointError(f"the run in {storage}/{name} ended without a checkpoint")
+    return final
+
+
+def _fill_run_folder(run: RunDir, final) -> list[dict]:
+    """Copy the final checkpoint into the run folder and write metrics.jsonl from the history
+    it carries (every epoch's, resumed ones included); returns that history."""
+    from tune.worker import CHECKPOINT_FILE
+
+    with final.as_directory() as d:
+        shutil.copyfile(Path(d) / CHECKPOINT_FILE, run.checkpoint)
+    state = load_checkpoint(run.checkpoint)
+    run.truncate_metrics(0)
+    for m in state.get("history", []):
+        run.log(m)
+    return run.metrics()
 
 
 def run_pretraining(
@@ -59,7 +148,6 @@ def run_pretraining(
     callbacks: list | None = None,
     objective: str | None = None,
     eval_overrides: dict | None = None,
-    fault: dict | None = None,
 ) -> dict:
     """Pretrain on the connected Ray cluster; writes the run folder `out` (mcc's format).
 
@@ -67,31 +155,17 @@ def run_pretraining(
     latest one (up to max_failures times), and resume=True continues a run whose whole job
     was killed. `name` is the Ray Train run's name in the storage; `callbacks` go to its
     RunConfig (a sweep passes TuneReportCallback); objective='val_knn' adds the validation
-    kNN top-1 to every epoch's metrics. `fault` is a test hook (tune.worker._fault).
+    kNN top-1 to every epoch's metrics.
     """
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
     from mcc.config import to_dict
     from mcc.train import epoch_plan
     from tune.cluster import check_storage, plan_resources
     from tune.data import read_train
-    from tune.worker import CHECKPOINT_FILE, checkpoint_dirs, latest_checkpoint, train_loop
+    from tune.worker import WorkerRun, latest_checkpoint
 
     out = Path(out).resolve()
     storage = _storage(storage_path, out)
-    if checkpoint_dirs(storage, name)[1] and not resume:
-        raise ConfigError(
-            f"{storage}/{name} already holds a run; pass --resume to continue it or choose "
-            f"another --out / --storage-path"
-        )
-    if bn_mode not in ("per-worker", "sync"):
-        raise ConfigError(f"--bn-mode={bn_mode!r}: choose per-worker or sync")
-    if bn_mode == "sync" and not use_gpu:
-        raise ConfigError(
-            "--bn-mode=sync needs --use-gpu: torch's SyncBatchNorm runs on GPUs only; on CPU "
-            "workers use --bn-mode=per-worker"
-        )
+    _check_request(storage, name, resume, bn_mode, use_gpu)
     sampling, data_cpus = plan_resources(num_workers, cpus_per_worker, use_gpu, sampling)
     check_storage(storage)
     manifest = read_manifest(cfg.data.path)
@@ -109,56 +183,26 @@ def run_pretraining(
         f"checkpoints in {storage}/{name}",
         flush=True,
     )
-    trainer = TorchTrainer(
-        train_loop,
-        train_loop_config={
-            "cfg": to_dict(cfg),
-            "layout": manifest.layout.to_json(),
-            "bodies": manifest.max_bodies,
-            "raw": raw,
-            "num_samples": n,
-            "sampling": sampling,
-            "data_cpus": data_cpus,
-            "bn_mode": bn_mode,
-            "threads": threads or cfg.threads or max(1, int(cpus_per_worker)),
-            "fault": fault,
-            # Under Tune (callbacks given) tune/progress.py prints the epochs in the driver
-            "epoch_lines": not callbacks,
-            "objective": objective,
-            "eval_overrides": eval_overrides,
-            "storage": [storage, name],
-        },
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=num_workers,
-            use_gpu=use_gpu,
-            resources_per_worker={"CPU": cpus_per_worker},
-            placement_strategy=placement,
-        ),
-        run_config=ray.train.RunConfig(
-            name=name,
-            storage_path=storage,
-            failure_config=ray.train.FailureConfig(max_failures=max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-            callbacks=callbacks,
-            # Train's INFO lines ("Reporting training result ...", two long ones per epoch)
-            # stay in its log files; the console gets warnings and our epoch lines
-            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
-        ),
+    worker_run = WorkerRun(
+        cfg=cfg,
+        layout=manifest.layout,
+        bodies=manifest.max_bodies,
+        raw=raw,
+        num_samples=n,
+        storage=(storage, name),
+        sampling=sampling,
+        data_cpus=data_cpus,
+        bn_mode=bn_mode,
+        threads=threads or cfg.threads or max(1, int(cpus_per_worker)),
+        objective=objective,
+        eval_overrides=eval_overrides or {},
+        # Under Tune (callbacks given) tune/progress.py prints the epochs in the driver
+        epoch_lines=not callbacks,
     )
-    result = trainer.fit()
-    final = result.checkpoint
-    if final is None:  # Ray Train's record can miss a checkpoint a kill interrupted
-        found = latest_checkpoint(storage, name)
-        final = found[0] if found else None
-    if final is None:
-        raise CheckpointError(f"the run in {storage}/{name} ended without a checkpoint")
-    with final.as_directory() as d:
-        shutil.copyfile(Path(d) / CHECKPOINT_FILE, run.checkpoint)
-    state = load_checkpoint(run.checkpoint)
-    run.truncate_metrics(0)
-    for m in state.get("history", []):
-        run.log(m)
-    history = run.metrics()
+    trainer = _trainer(worker_run, num_workers, cpus_per_worker, use_gpu, placement,
+                       max_failures, callbacks)  # fmt: skip
+    final = _final_checkpoint(trainer.fit(), storage, name)
+    history = _fill_run_folder(run, final)
     summary = {
         "kind": "pretrain",
         "runner": "ray-train",
