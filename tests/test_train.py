@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mcc.checkpoint import CheckpointError, load_checkpoint
-from mcc.config import ConfigError, PretrainConfig, apply_overrides
+from mcc.config import ConfigError, PretrainConfig, apply_overrides, from_dict
 from mcc.data import load_splits, train_ids
 from mcc.model import MCC
 from mcc.train import make_optimizer, pretrain, pretrain_batches, training_step, view_arrays
@@ -90,13 +90,23 @@ def test_all_weights_zero_leaves_the_model_untouched(tiny_data):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
-def test_bf16_autocast_step(tiny_data):
-    cfg = tiny_cfg(tiny_data, precision="bf16")
-    manifest, batch = fixed_batch(cfg)
-    model = MCC(cfg, manifest.layout)
-    opt, _ = make_optimizer(model.online_parameters(), cfg.optim)
-    out = training_step(model, batch, opt, cfg)
-    assert all(torch.isfinite(torch.tensor(v)) for v in out.values())
+def test_bf16_autocast_step_is_close_to_fp32_but_not_it(tiny_data):
+    """Same init, same batch: bf16 autocast changes the loss terms by rounding only (measured:
+    0.03-3 %), and it does change them (autocast really was on)."""
+    out = {}
+    for precision in ("fp32", "bf16"):
+        cfg = tiny_cfg(tiny_data, precision=precision)
+        manifest, batch = fixed_batch(cfg)
+        torch.manual_seed(0)
+        model = MCC(cfg, manifest.layout)
+        opt, _ = make_optimizer(model.online_parameters(), cfg.optim)
+        out[precision] = training_step(model, batch, opt, cfg)
+    fp32, bf16 = out["fp32"], out["bf16"]
+    assert fp32.keys() == bf16.keys() == {"loss", "triplet", "nce", "interp"}
+    assert bf16 != fp32
+    for k in fp32:
+        assert bf16[k] == pytest.approx(fp32[k], rel=0.1), k
+    assert bf16["loss"] == pytest.approx(fp32["loss"], rel=0.02)
 
 
 def test_two_epoch_pretraining_lowers_the_loss(tiny_data, tmp_path):
@@ -106,8 +116,11 @@ def test_two_epoch_pretraining_lowers_the_loss(tiny_data, tmp_path):
     assert [r["epoch"] for r in rows] == [0, 1]
     assert rows[1]["loss"] < rows[0]["loss"], rows
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert {"seed", "wall_time_s", "git_commit", "versions", "final"} <= set(result)
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["loss"]["tau"] == 0.5
+    assert (result["train_samples"], result["epochs"], result["seed"]) == (32, 2, 0)
+    assert result["final"] == rows[1] and result["first_loss"] == rows[0]["loss"]
+    assert result["wall_time_s"] == round(sum(r["epoch_time_s"] for r in rows), 2)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert from_dict(PretrainConfig, saved) == cfg  # the run's config, every value
 
 
 def _run_cli(args, **kw):
