@@ -1,8 +1,9 @@
 """Throughput and memory of the NTU `.skeleton` import (mcc.datasets.ntu through
 mcc.datasets.prepare.run).
 
-Replicates the 4 real files of shared/data/ntu to `--files` files with distinct valid NTU60
-names (hard links where possible, so the copies cost no disk), then imports them with
+Replicates the real `.skeleton` files in `--src` (e.g. the 4 NTU files of the real sample
+data, MCC_SHARED_DATA/ntu) to `--files` files with distinct valid NTU60 names (hard links
+where possible, so the copies cost no disk), then imports them with
 1 and with 2 worker processes, each configuration in a fresh subprocess so that its peak
 memory is its own. Prints files/s, files/s per core, MB/s of raw text, files per CPU-second
 (user + system time of the parent and its pool: the figure that other load on a shared
@@ -11,7 +12,7 @@ the extrapolated wall time for all of NTU60 (56,880 files) on 2 cores. Also time
 `mcc.datasets.ntu.read` alone in one process (parse + body selection, no Parquet writing) to
 separate parsing from the pipeline's cost.
 
-    python benchmarks/prepare_ntu.py [--files 2000] [--workers 1 2] [--keep DIR]
+    python benchmarks/prepare_ntu.py --src DIR [--files 2000] [--workers 1 2] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from itertools import product
 from pathlib import Path
 
 NTU60_FILES = 56_880
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ntu"
 
 
 def ntu60_names(n: int) -> list[str]:
@@ -41,11 +41,12 @@ def ntu60_names(n: int) -> list[str]:
     return names
 
 
-def replicate(dst: Path, n: int) -> int:
-    """Fill dst with n files cycling through the real ones; returns their total bytes."""
-    real = sorted(REAL.glob("*.skeleton"))
+def replicate(src: Path, dst: Path, n: int) -> int:
+    """Fill dst with n files cycling through the `.skeleton` files of src; returns their
+    total bytes."""
+    real = sorted(src.glob("*.skeleton"))
     if not real:
-        sys.exit(f"no real NTU files in {REAL}")
+        sys.exit(f"no NTU .skeleton files in {src} (--src: the folder of real NTU files)")
     total = 0
     for i, name in enumerate(ntu60_names(n)):
         src, out = real[i % len(real)], dst / f"{name}.skeleton"
@@ -55,6 +56,17 @@ def replicate(dst: Path, n: int) -> int:
             shutil.copyfile(src, out)
         total += src.stat().st_size
     return total
+
+
+def source_shape(files: list[Path]) -> tuple[float, float]:
+    """The mean frames and bodies of the source files."""
+    from mcc.datasets import ntu
+
+    parsed = [ntu.parse_skeleton(p.read_bytes().decode("latin-1")) for p in files]
+    return (
+        sum(s.num_frames for s in parsed) / len(parsed),
+        sum(len(s.body_ids) for s in parsed) / len(parsed),
+    )
 
 
 def rss_mb(who: int) -> float:
@@ -95,6 +107,7 @@ def one(src: str, out: str, workers: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--src", type=Path, help="the folder of real NTU .skeleton files to replicate")
     ap.add_argument("--files", type=int, default=2000, help="number of replicated files")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="pool sizes")
     ap.add_argument("--keep", help="replicate into this folder and keep it (default: temp)")
@@ -103,14 +116,18 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one[0], args.one[1], int(args.one[2]))))
         return
+    if args.src is None:
+        ap.error("--src DIR is required: the folder of real NTU .skeleton files")
 
     tmp = Path(args.keep or tempfile.mkdtemp(prefix="ntu_bench_"))
     raw = tmp / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    nbytes = replicate(raw, args.files)
+    nbytes = replicate(args.src, raw, args.files)
+    sources = sorted(args.src.glob("*.skeleton"))
+    shape = source_shape(sources)
     print(
-        f"{args.files} files ({nbytes / 2**20:.0f} MB of text) replicated from the 4 real "
-        f"files in {raw}; {os.cpu_count()} CPU cores"
+        f"{args.files} files ({nbytes / 2**20:.0f} MB of text) replicated from the {len(sources)} "
+        f"files of {args.src} in {raw}; {os.cpu_count()} CPU cores"
     )
     rows = []
     try:
@@ -148,7 +165,8 @@ def main() -> None:
             f"extrapolated, all of NTU60 ({NTU60_FILES:,} files) on 2 cores: "
             f"{NTU60_FILES / fps / 60:.1f} min at the measured {fps:.0f} files/s, "
             f"{NTU60_FILES / ideal / 60:.1f} min on 2 idle cores ({ideal:.0f} files/s from its CPU "
-            f"time; these 4 files average 81 frames and 1.25 bodies)"
+            f"time; the {len(sources)} source files average {shape[0]:.0f} frames and "
+            f"{shape[1]:.2f} bodies)"
         )
 
 

@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,27 +30,85 @@ def tiny_data(tmp_path_factory):
     return str(path)
 
 
-# The real data: shared/data/ beside the project root (CI has it there too), or the folder
-# that MCC_SHARED_DATA names (a clone elsewhere).
-SHARED_DATA = Path(
+# ------------------------------------------------------------------------ the sample data
+# The real sample data (real recordings of each raw format; its README says what they hold):
+# the folder MCC_SHARED_DATA names, else shared/data beside the checkout (CI has it there).
+# A folder MCC_SHARED_DATA names that does not exist means "absent": no fallback.
+REAL_FORMATS = ("ntu", "ntu-meta", "kinetics", "pkummd", "nwucla", "natops")
+REAL_DATA = Path(
     os.environ.get("MCC_SHARED_DATA")
     or Path(__file__).resolve().parents[1].parent / "shared" / "data"
 )
+_lacking = [d for d in REAL_FORMATS if not (REAL_DATA / d).is_dir()]
+HAVE_REAL_DATA = not _lacking
+_from = "MCC_SHARED_DATA" if os.environ.get("MCC_SHARED_DATA") else "default: beside the checkout"
+REAL_DATA_MISSING = (
+    ""
+    if HAVE_REAL_DATA
+    else f"the real sample data is not at {REAL_DATA} ({_from}; "
+    + ("no such folder" if not REAL_DATA.is_dir() else f"no {', '.join(_lacking)}")
+    + "): set MCC_SHARED_DATA=DIR to its folder"
+)
+REQUIRE_REAL_DATA = os.environ.get("MCC_REQUIRE_REAL_DATA") == "1"
+
+# The folder every test in the formats reads: the real data, or a generated stand-in with
+# the same structure and file names (tests/raw_formats.py) for the tests of mechanics,
+# errors and fuzzing. Tests of facts of the real recordings are marked `real_data`.
+if HAVE_REAL_DATA:
+    DATA = REAL_DATA
+else:
+    from raw_formats import build_standin
+
+    DATA = build_standin(Path(tempfile.mkdtemp(prefix="mcc-standin-data-")) / "data")
+    atexit.register(shutil.rmtree, DATA.parent, ignore_errors=True)
+
+NATOPS_NPZ = DATA / "natops" / "natops.npz"
+NATOPS_LAYOUT = DATA / "natops" / "natops_layout.json"
+
+# Marks a test of facts of the real recordings: skipped without them, failed without them
+# under MCC_REQUIRE_REAL_DATA=1 (CI).
+real_data = pytest.mark.real_data
+_REAL_SKIPPED: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    """The folder of raw sample files: the real data when present, else the stand-in."""
+    return DATA
 
 
 def pytest_configure(config):
-    """Many tests read the real data at import: without it, one clear line instead of a
-    collection error per module."""
-    if not (SHARED_DATA / "natops").is_dir():
-        pytest.exit(
-            f"the real test data is not at {SHARED_DATA} (natops/, ntu/, kinetics/, pkummd/): "
-            "run the tests from a checkout beside shared/, or set MCC_SHARED_DATA=DIR",
-            returncode=4,
+    config.addinivalue_line(
+        "markers", "real_data: checks facts of the real sample recordings (MCC_SHARED_DATA)"
+    )
+
+
+def _needs_absent_real_data(item) -> bool:
+    return item.get_closest_marker("real_data") is not None and not HAVE_REAL_DATA
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if _needs_absent_real_data(item) and not REQUIRE_REAL_DATA:
+        _REAL_SKIPPED.append(item.nodeid)
+        pytest.skip(REAL_DATA_MISSING)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    if _needs_absent_real_data(item):  # under MCC_REQUIRE_REAL_DATA=1: a failure, not a skip
+        _REAL_SKIPPED.append(item.nodeid)
+        pytest.fail(f"MCC_REQUIRE_REAL_DATA=1: {REAL_DATA_MISSING}", pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _REAL_SKIPPED:
+        what = "failed (MCC_REQUIRE_REAL_DATA=1)" if REQUIRE_REAL_DATA else "skipped"
+        n = len(_REAL_SKIPPED)
+        terminalreporter.write_line(
+            f"{n} real-sample test{'s' * (n != 1)} {what}: {REAL_DATA_MISSING}; the other "
+            f"format tests ran on a generated stand-in (tests/raw_formats.py)"
         )
-
-
-NATOPS_NPZ = SHARED_DATA / "natops" / "natops.npz"
-NATOPS_LAYOUT = SHARED_DATA / "natops" / "natops_layout.json"
 
 
 @pytest.fixture(scope="session")

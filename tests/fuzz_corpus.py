@@ -1,12 +1,15 @@
-"""A seeded corpus of broken inputs for `python -m mcc prepare`, made from the real samples.
+"""A seeded corpus of broken inputs for `python -m mcc prepare`, made from sample files.
 
-Each case stages the real sample files of one format from shared/data (ntu/, kinetics/,
-pkummd/, natops/natops.npz) in a fresh folder, adds or damages one input with one kind of
-damage, imports the folder with the CLI in this process (`--workers 1`) and checks that
+The sample files are staged from a data folder (ntu/, kinetics/, pkummd/, natops/natops.npz):
+by default the real sample data (MCC_SHARED_DATA, as tests/conftest.py finds it) when
+present, else the generated stand-in of tests/raw_formats.py; `--data DIR` picks another.
+Each case stages the sample files of one format in a fresh folder, adds or damages one input
+with one kind of damage, imports the folder with the CLI in this process (`--workers 1`) and
+checks that
 
 - nothing raises, nothing hangs (an alarm after TIMEOUT_S) and memory stays bounded (the
   address space is capped at MEMORY_HEADROOM over what the process already uses);
-- the good samples are exactly those of a clean import of the real files alone, value for
+- the good samples are exactly those of a clean import of the sample files alone, value for
   value;
 - each bad sample is in dataset.json's rejected list with a one-line reason, or, for an
   input that cannot be read at all, the run ends with exactly one `error:` line, a
@@ -19,7 +22,7 @@ counts and indices, line endings, special files (FIFOs, devices, folders, broken
 sparse giants), truncation and garbage bytes, structural damage, out-of-range and
 non-integer labels, duplicates, corrupt archives (bad CRC, zip bombs, pickles).
 
-    python tests/fuzz_corpus.py [--seed N] [--only TEXT] [-v]
+    python tests/fuzz_corpus.py [--seed N] [--only TEXT] [--data DIR] [-v]
 
 prints the inputs tried / handled / failed (and why each failure failed); tests/test_fuzz.py
 runs the same corpus under pytest.
@@ -46,15 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED_DATA = Path(
-    os.environ.get("MCC_SHARED_DATA")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
-)
-NTU_DIR = SHARED_DATA / "ntu"
-KINETICS_DIR = SHARED_DATA / "kinetics"
-PKU_DIR = SHARED_DATA / "pkummd"
-NATOPS_NPZ = SHARED_DATA / "natops" / "natops.npz"
-NATOPS_LAYOUT = SHARED_DATA / "natops" / "natops_layout.json"
+# The folder the sample files are staged from (use_data sets these; see the end of the file).
+DATA = NTU_DIR = KINETICS_DIR = PKU_DIR = NATOPS_NPZ = NATOPS_LAYOUT = Path()
+PKU_REAL = ""  # the shortest sample video: the corpus imports it once more per case
 FORMATS = ("ntu", "kinetics", "pkummd", "npz")
 TIMEOUT_S = 20
 MEMORY_HEADROOM = 3 * 2**30
@@ -63,11 +60,11 @@ GIANT = 2 * 2**30  # a sparse file this large: no disk used, but no importer may
 
 @dataclass
 class Expect:
-    """What a case must produce beyond the clean import of the real files.
+    """What a case must produce beyond the clean import of the sample files.
 
     rejected: sample ids that must be listed in dataset.json's rejected list (each once;
-        an id may repeat). absent: real sample ids that must not be imported. extra: ids
-        imported beyond the real ones, each mapped to the real sample whose joints it must
+        an id may repeat). absent: sample ids that must not be imported. extra: ids
+        imported beyond the sample ones, each mapped to the sample whose joints it must
         equal (or None). error: the whole import must fail with one `error:` line."""
 
     rejected: list[str] = field(default_factory=list)
@@ -102,7 +99,7 @@ def case(name: str):
 
 
 def stage(fmt: str, root: Path) -> Path:
-    """Copy the real files of a format into root; returns what --src gets."""
+    """Copy the sample files of a format into root; returns what --src gets."""
     if fmt == "ntu":
         shutil.copytree(NTU_DIR, root / "ntu")
         return root / "ntu"
@@ -114,7 +111,7 @@ def stage(fmt: str, root: Path) -> Path:
         shutil.copy(KINETICS_DIR / "label_name.txt", root / "kinetics" / "label_name.txt")
         return root / "kinetics"
     if fmt == "pkummd":
-        # The shortest real video only: the two long ones would triple the corpus's time
+        # The shortest sample video only: the long ones would triple the corpus's time
         # (skeleton parsing) without covering anything more.
         shutil.copytree(
             PKU_DIR,
@@ -283,7 +280,7 @@ _BASELINES: dict[str, Imported] = {}
 
 
 def baseline(fmt: str) -> Imported:
-    """The clean import of the real files alone (cached per format)."""
+    """The clean import of the sample files alone (cached per format)."""
     if fmt not in _BASELINES:
         with tempfile.TemporaryDirectory(prefix=f"fuzz-base-{fmt}-") as tmp:
             src = stage(fmt, Path(tmp))
@@ -296,6 +293,8 @@ def baseline(fmt: str) -> Imported:
 
 def run_case(c: Case, seed: int = 0) -> list[str]:
     """Stage, damage, import and check one case; the list of problems (empty: handled)."""
+    if not PKU_REAL:  # no folder chosen yet
+        use_data(default_data())
     rng = np.random.default_rng([seed, zlib_crc(c.name)])
     base = baseline(c.fmt)
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
@@ -344,7 +343,7 @@ def cut(data: bytes, rng: np.random.Generator, lo: float = 0.1, hi: float = 0.9)
 
 # ============================================================================ NTU
 
-NTU_NEW = "S099C001P001R001A001"  # a valid ntu60 name no real file has
+NTU_NEW = "S099C001P001R001A001"  # a valid ntu60 name no sample file has
 
 
 def ntu_real(rng) -> tuple[str, bytes]:
@@ -370,7 +369,7 @@ def ntu_layout(lines: list[str]) -> dict[str, list[int]]:
 
 
 def ntu_edit(rng, kind: str, edit: Callable[[list[str]], str]) -> bytes:
-    """A real file with one line of `kind` (chosen by rng) replaced by edit(fields)."""
+    """A sample file with one line of `kind` (chosen by rng) replaced by edit(fields)."""
     _, data = ntu_real(rng)
     lines = data.decode().split("\r\n")
     i = int(rng.choice(ntu_layout(lines)[kind]))
@@ -583,7 +582,7 @@ def kin_write(src: Path, data: bytes | str, name: str = KIN_NEW) -> None:
 
 
 def kin_raw_value(rng, key: str, raw: str) -> str:
-    """A real clip's JSON text with one number of one person's `key` list replaced by raw
+    """A sample clip's JSON text with one number of one person's `key` list replaced by raw
     text (which json.dumps could not write: 1e400, NaN, ...)."""
     _, d = kin_real(rng)
     person = kin_person(d, rng)
@@ -707,11 +706,10 @@ for _kind in SPECIAL:
 # ============================================================================ PKU-MMD
 
 PKU_NEW = "0999-L"
-PKU_REAL = "0036-L"
 
 
 def pku_real(rng) -> tuple[str, list[str], list[str]]:
-    """(video, skeleton lines, label lines) of the shortest real video (the corpus imports
+    """(video, skeleton lines, label lines) of the shortest sample video (the corpus imports
     it once more per case: the short one keeps the corpus fast)."""
     v = PKU_REAL
     skel = (PKU_DIR / "skeleton" / f"{v}.txt").read_text().splitlines()
@@ -738,7 +736,7 @@ def pku_add(src: Path, skel: bytes | str | None, labels: bytes | str | None) -> 
 
 
 def pku_copy(rng) -> tuple[str, list[str], list[str], dict[str, str]]:
-    """A real video's lines, and {new id: real id} for its rows as video PKU_NEW."""
+    """A sample video's lines, and {new id: its id} for its rows as video PKU_NEW."""
     v, skel, labels = pku_real(rng)
     return v, skel, labels, dict(zip(pku_ids(PKU_NEW, labels), pku_ids(v, labels)))
 
@@ -748,7 +746,7 @@ def _text(lines: list[str]) -> str:
 
 
 def pku_row_case(name: str, row: Callable[[int], str], reject_id: Callable[[int], str]):
-    """A copy of a real video plus one appended label row; only that row is rejected."""
+    """A copy of a sample video plus one appended label row; only that row is rejected."""
 
     def make(src: Path, rng) -> Expect:
         _, skel, labels, refs = pku_copy(rng)
@@ -1134,7 +1132,7 @@ def _bomb_joints(rng) -> bytes:
 
 
 def _bomb_labels(rng) -> bytes:
-    """Real joints, labels declaring 10**10 entries (80 GB) over a few bytes."""
+    """Sample joints, labels declaring 10**10 entries (80 GB) over a few bytes."""
     a = natops()
     members = {f"{k}.npy": _npy_of(v) for k, v in a.items() if k != "labels"}
     members["labels.npy"] = _npy((10**10,), "<i8", bytes(64))
@@ -1237,15 +1235,38 @@ def run_corpus(seed: int = 0, only: str = "", verbose: bool = False) -> tuple[in
     return tried, tried - len(failed), failed
 
 
+def use_data(folder: str | Path) -> None:
+    """Stage the sample files from this folder (ntu/, kinetics/, pkummd/, natops/)."""
+    global DATA, NTU_DIR, KINETICS_DIR, PKU_DIR, NATOPS_NPZ, NATOPS_LAYOUT, PKU_REAL
+    DATA = Path(folder)
+    NTU_DIR, KINETICS_DIR, PKU_DIR = DATA / "ntu", DATA / "kinetics", DATA / "pkummd"
+    NATOPS_NPZ = DATA / "natops" / "natops.npz"
+    NATOPS_LAYOUT = DATA / "natops" / "natops_layout.json"
+    videos = sorted((PKU_DIR / "skeleton").glob("*.txt"), key=lambda p: (p.stat().st_size, p))
+    PKU_REAL = videos[0].stem if videos else ""
+    _BASELINES.clear()
+
+
+def default_data() -> Path:
+    """The real sample data when present, else the generated stand-in (tests/conftest.py)."""
+    from conftest import DATA as data
+
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default="", help="run the cases whose name contains this text")
+    p.add_argument("--data", help="the folder to stage sample files from (default: the real "
+                   "sample data when present, else a generated stand-in)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true", help="one line per case")
     args = p.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    use_data(args.data or default_data())
+    print(f"staging from {DATA}", flush=True)
     t0 = time.perf_counter()
     tried, handled, failed = run_corpus(args.seed, args.only, args.verbose)
     for name, problems in failed:

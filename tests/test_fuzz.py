@@ -1,14 +1,18 @@
 """Issue 22: no broken input crashes `mcc prepare` or slips into a dataset.
 
-Every case of the seeded corpus in tests/fuzz_corpus.py (broken files mixed with the real
-samples of shared/data) is imported with the CLI; see that module for what is checked.
+Every case of the seeded corpus in tests/fuzz_corpus.py (broken files mixed with the sample
+files: the real sample data, MCC_SHARED_DATA, or the generated stand-in of
+tests/raw_formats.py) is imported with the CLI; see that module for what is checked.
 `python tests/fuzz_corpus.py` runs the same corpus and prints tried / handled / failed.
 """
 
 from __future__ import annotations
 
 import pytest
-from fuzz_corpus import CASES, FORMATS, run_case
+from conftest import DATA
+from fuzz_corpus import CASES, FORMATS, run_case, use_data
+
+use_data(DATA)
 
 SEED = 0
 

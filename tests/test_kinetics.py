@@ -1,5 +1,7 @@
-"""Kinetics-Skeleton importer (mcc.datasets.kinetics) on the 5 real st-gcn clips in shared/data
-and on broken copies of them."""
+"""Kinetics-Skeleton importer (mcc.datasets.kinetics) on the sample clips (the 5 real st-gcn
+clips of the real sample data, MCC_SHARED_DATA, or the generated stand-in of
+tests/raw_formats.py) and on broken copies of them. Tests marked real_data check facts of
+the real clips."""
 
 from __future__ import annotations
 
@@ -9,17 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import DATA, real_data
 
 from mcc.datasets import kinetics
 from mcc.datasets.prepare import Reject, Source, read_rejected, run
 from mcc.layouts import OPENPOSE18
 from mcc.shards import Sample, load_samples
 
-KINETICS = SHARED_DATA / "kinetics"
+KINETICS = DATA / "kinetics"
 CLASSES = KINETICS / "label_name.txt"
 VAL_LABELS = KINETICS / "kinetics_val_label-old.json"
-# shared/data/README.md: the fork rewrote label_index to 0..4; the text gives the true class.
+# The real clips (their README): the fork rewrote label_index to 0..4; the text gives the
+# true class.
 TRUE = {
     "___dTOdxzXY": 172,  # jumping into pool
     "___qijXy2f0": 234,  # playing harp
@@ -27,7 +30,7 @@ TRUE = {
     "__4frZhaVDs": 32,  # braiding hair
     "__6LvmReo3Y": 262,  # pushing cart
 }
-CLIPS = sorted(KINETICS.glob("_*.json"))
+CLIPS = sorted(p for p in KINETICS.glob("*.json") if not p.name.startswith("kinetics_"))
 
 
 def convert(src: Source) -> tuple[dict[str, Sample], dict[str, str]]:
@@ -44,6 +47,17 @@ def convert(src: Source) -> tuple[dict[str, Sample], dict[str, str]]:
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def by_text() -> dict[str, int]:
+    """Each sample clip's class as its label text names it in the class list."""
+    classes = CLASSES.read_text().splitlines()
+    return {p.stem: classes.index(load(p)["label"]) for p in CLIPS}
+
+
+def index_disagrees() -> set[str]:
+    """The sample clips whose label_index is not their text's class."""
+    return {p.stem for p in CLIPS if load(p)["label_index"] != by_text()[p.stem]}
 
 
 def expected_joints(clip: dict) -> np.ndarray:
@@ -63,12 +77,12 @@ def real():
     return src, *convert(src)
 
 
-def test_real_clips_import_with_their_frames_and_people(real):
+def test_clips_import_with_their_frames_and_people(real):
     src, samples, rejects = real
     assert src.layout == OPENPOSE18 and OPENPOSE18.channels == ("x", "y", "score")
     assert len(src.classes) == 400 and not rejects
-    assert sorted(samples) == sorted(TRUE)
-    assert [u.sample_id for u in src.units] == sorted(TRUE)  # sorted units
+    assert sorted(samples) == [p.stem for p in CLIPS]
+    assert [u.sample_id for u in src.units] == [p.stem for p in CLIPS]  # sorted units
     for path in CLIPS:
         clip = load(path)
         s = samples[path.stem]
@@ -82,13 +96,22 @@ def test_real_clips_import_with_their_frames_and_people(real):
 
 def test_label_text_wins_and_every_mismatch_is_listed(real):
     src, samples, _ = real
-    assert {sid: s.label for sid, s in samples.items()} == TRUE
+    assert index_disagrees()  # the sample clips include some whose index is wrong
+    assert {sid: s.label for sid, s in samples.items()} == by_text()
     listed = {m["sample_id"]: m for m in src.extra["label_mismatch"]}
-    assert set(listed) == set(TRUE)
+    assert set(listed) == index_disagrees()
     for sid, m in listed.items():
         clip = load(KINETICS / f"{sid}.json")
         assert (m["label"], m["label_index"]) == (clip["label"], clip["label_index"])
-        assert m["used"] == TRUE[sid] and src.classes[m["used"]] == clip["label"]
+        assert m["used"] == by_text()[sid] and src.classes[m["used"]] == clip["label"]
+
+
+@real_data
+def test_real_clips_have_their_true_classes(real):
+    src, samples, _ = real
+    assert len(CLIPS) == 5 and {sid: s.label for sid, s in samples.items()} == TRUE
+    assert index_disagrees() == set(TRUE)  # the fork rewrote every label_index
+    assert src.classes[TRUE["___qijXy2f0"]] == "playing harp"
 
 
 def test_index_option_makes_the_index_win():
@@ -97,23 +120,24 @@ def test_index_option_makes_the_index_win():
     assert {sid: s.label for sid, s in samples.items()} == {
         p.stem: load(p)["label_index"] for p in CLIPS
     }
-    assert len(src.extra["label_mismatch"]) == 5
+    assert len(src.extra["label_mismatch"]) == len(index_disagrees())
 
 
 def test_label_file_is_authoritative_and_clips_it_lacks_use_their_header(tmp_path):
-    # The real val label file does not list these 5 clips: their headers give the labels.
+    # The val label file does not list the sample clips: their headers give the labels.
     src = kinetics.source(KINETICS, split="train", label_file=VAL_LABELS)
-    assert len(src.units) == 5 and src.extra["labelled_from_clip"] == 5
+    assert len(src.units) == len(CLIPS) and src.extra["labelled_from_clip"] == len(CLIPS)
     assert src.extra["listed_without_clip"] == len(load(VAL_LABELS))
     # st-gcn's download root: kinetics_{train,val}/ with their label files.
     root = tmp_path / "kinetics-skeleton"
+    true = by_text()
     for part, clips in (("train", CLIPS[:3]), ("val", CLIPS[3:])):
         (root / f"kinetics_{part}").mkdir(parents=True)
         labels = {}
         for p in clips:
             shutil.copy(p, root / f"kinetics_{part}" / p.name)
             text = load(p)["label"]
-            labels[p.stem] = {"has_skeleton": True, "label": text, "label_index": TRUE[p.stem]}
+            labels[p.stem] = {"has_skeleton": True, "label": text, "label_index": true[p.stem]}
         (root / f"kinetics_{part}_label.json").write_text(json.dumps(labels))
     gone = CLIPS[0].stem  # st-gcn's feeder drops has_skeleton: false
     labels = load(root / "kinetics_train_label.json")
@@ -129,7 +153,7 @@ def test_label_file_is_authoritative_and_clips_it_lacks_use_their_header(tmp_pat
     }
     # the label file agrees with the class list: nothing flagged, the true classes used
     assert src.extra["label_mismatch"] == []
-    assert all(s.label == TRUE[sid] for sid, s in samples.items())
+    assert all(s.label == true[sid] for sid, s in samples.items())
 
 
 def write_clip(folder: Path, sid: str, frames: list, label="yoga", index=398) -> None:
@@ -223,14 +247,14 @@ def test_prepare_run_end_to_end(tmp_path):
     (tmp_path / "src" / "broken.json").write_text('{"data": [')
     src = kinetics.source(tmp_path / "src", split="test")
     m = run(src, tmp_path / "out", workers=2, files_per_shard=4, progress=False)
-    assert m.counts["test"]["samples"] == 5 and m.max_bodies == 2
+    assert m.counts["test"]["samples"] == len(CLIPS) and m.max_bodies == 2
     assert [r["sample_id"] for r in m.rejected] == ["broken"]
     assert [r["sample_id"] for r in read_rejected(m, src)] == ["broken"]
     manifest = json.loads((tmp_path / "out" / "dataset.json").read_text())
-    assert {r["sample_id"] for r in manifest["extra"]["label_mismatch"]} == set(TRUE)
+    assert {r["sample_id"] for r in manifest["extra"]["label_mismatch"]} == index_disagrees()
     assert manifest["layout"]["channels"] == ["x", "y", "score"]
     loaded = {s.sample_id: s for s in load_samples(tmp_path / "out")}
-    assert {sid: s.label for sid, s in loaded.items()} == TRUE
+    assert {sid: s.label for sid, s in loaded.items()} == by_text()
     direct, _ = convert(src)
     for sid, s in loaded.items():
         np.testing.assert_array_equal(s.joints, direct[sid].joints)

@@ -1,6 +1,8 @@
-"""NTU RGB+D `.skeleton` importer (mcc.datasets.ntu): the 4 real files in shared/data/ntu,
-splits from names, body selection, a corpus of broken files, the missing-skeleton lists, and
-the import end to end through mcc.datasets.prepare.run."""
+"""NTU RGB+D `.skeleton` importer (mcc.datasets.ntu): the sample files (the 4 real ones of the
+real sample data, MCC_SHARED_DATA, or the generated stand-in of tests/raw_formats.py), splits
+from names, body selection, a corpus of broken files, the missing-skeleton lists, and the
+import end to end through mcc.datasets.prepare.run. Tests marked real_data check facts of the
+real files."""
 
 from __future__ import annotations
 
@@ -10,18 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import DATA, real_data
 
 from mcc.datasets import ntu
 from mcc.datasets.prepare import NothingConverted, Reject
 from mcc.shards import Sample
 
-NTU_DIR = SHARED_DATA / "ntu"
-META = SHARED_DATA / "ntu-meta"
+NTU_DIR = DATA / "ntu"
+META = DATA / "ntu-meta"
 MISSING60 = META / "NTU_RGBD_samples_with_missing_skeletons.txt"
 MISSING120 = META / "NTU_RGBD120_samples_with_missing_skeletons.txt"
 
-# name: (frames, bodies, label, xsub, xview, xset)
+NAMES = sorted(p.stem for p in NTU_DIR.glob("*.skeleton"))  # the sample files
+
+# The real files: name: (frames, bodies, label, xsub, xview, xset)
 REAL = {
     "S001C001P001R001A011": (82, 1, 10, "train", "test", "test"),
     "S002C001P003R001A003": (100, 1, 2, "test", "test", "train"),
@@ -30,11 +34,28 @@ REAL = {
 }
 TWO_BODY = "S001C003P008R002A058"
 
-pytestmark = pytest.mark.skipif(not NTU_DIR.is_dir(), reason="shared/data/ntu not present")
 
-
-def real_text(name: str) -> str:
+def sample_text(name: str) -> str:
     return (NTU_DIR / f"{name}.skeleton").read_text()
+
+
+def independent_reading(text: str) -> tuple[int, dict[int, np.ndarray]]:
+    """(frames, {bodyID: xyz float32 (T, 25, 3), zeros where absent}), bodies in order of
+    first appearance: a plain walk of the format, to check the importer against."""
+    lines = text.splitlines()
+    frames, i, bodies = int(lines[0]), 1, {}
+    for t in range(frames):
+        count, i = int(lines[i]), i + 1
+        for _ in range(count):
+            body_id, joints = int(lines[i].split()[0]), int(lines[i + 1])
+            rows = [[float(v) for v in line.split()[:3]] for line in lines[i + 2 : i + 2 + joints]]
+            bodies.setdefault(body_id, np.zeros((frames, 25, 3), np.float32))[t] = rows
+            i += 2 + joints
+    return frames, bodies
+
+
+def one_body_file() -> str:
+    return next(n for n in NAMES if len(independent_reading(sample_text(n))[1]) == 1)
 
 
 def skeleton_text(frames: list[list[tuple[int, np.ndarray]]], joints: int = 25) -> str:
@@ -55,13 +76,40 @@ def unit(path, dataset="ntu60", denoise=False) -> ntu.Unit:
 
 
 # ---------------------------------------------------------------------------------------
-# Real files
+# The sample files
 
 
+def test_there_are_sample_files_of_one_and_two_bodies():
+    bodies = {len(independent_reading(sample_text(n))[1]) for n in NAMES}
+    assert len(NAMES) >= 3 and bodies == {1, 2}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_files_parse_as_an_independent_reading(name):
+    text = sample_text(name)
+    frames, bodies = independent_reading(text)
+    sk = ntu.parse_skeleton(text)
+    assert sk.num_frames == frames and sk.body_ids == list(bodies)
+    assert all(type(b) is int for b in sk.body_ids)  # 64-bit IDs: never through a float
+    np.testing.assert_array_equal(sk.joints, np.stack(list(bodies.values())))
+    np.testing.assert_array_equal(sk.present, np.abs(sk.joints).sum(axis=(2, 3)) > 0)
+    (s,) = ntu.read(unit(NTU_DIR / f"{name}.skeleton"))
+    assert isinstance(s, Sample) and s.joints.dtype == np.float32
+    assert s.joints.shape == (min(len(bodies), 2), frames, 25, 3)
+    assert (s.sample_id, s.label, s.subject) == (name, int(name[-3:]) - 1, int(name[9:12]))
+    assert {s.split, *s.benchmarks.values()} <= {"train", "test"}
+    assert set(s.benchmarks) == {"xview"}
+    # the kept bodies are bodies of the file, whole
+    for kept in s.joints:
+        assert any(np.array_equal(kept, b) for b in bodies.values())
+
+
+@real_data
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_real_files(name):
     frames, bodies, label, xsub, xview, xset = REAL[name]
-    sk = ntu.parse_skeleton(real_text(name))
+    assert sorted(REAL) == NAMES
+    sk = ntu.parse_skeleton(sample_text(name))
     assert sk.num_frames == frames and len(sk.body_ids) == bodies
     assert sk.present.all()  # every body tracked in every frame in these 4
     (s60,) = ntu.read(unit(NTU_DIR / f"{name}.skeleton"))
@@ -75,8 +123,9 @@ def test_real_files(name):
     np.testing.assert_array_equal(s120.joints, s60.joints)
 
 
+@real_data
 def test_real_values_and_body_ids_are_exact():
-    text = real_text(TWO_BODY)
+    text = sample_text(TWO_BODY)
     sk = ntu.parse_skeleton(text)
     # Two bodyIDs 4 apart near 7.2e16: as float64 (spacing 16) they would be one body.
     assert sk.body_ids == [72057594037944738, 72057594037944734]
@@ -221,7 +270,7 @@ def broken_corpus(text: str) -> dict[str, tuple[str, str]]:
 
 
 def test_broken_files_become_one_line_rejects(tmp_path):
-    good = real_text("S001C001P001R001A011")
+    good = sample_text(one_body_file())
     corpus = broken_corpus(good)
     for name, (text, _) in corpus.items():
         (tmp_path / f"{name}.skeleton").write_text(text)
@@ -238,14 +287,14 @@ def test_broken_files_become_one_line_rejects(tmp_path):
     (r,) = ntu.read(unit(tmp_path / "S009C001P001R001A001.skeleton"))
     assert "cannot read" in r.reason
     # good files beside them still convert, through the Source
-    for name in REAL:
+    for name in NAMES:
         shutil.copy(NTU_DIR / f"{name}.skeleton", tmp_path)
     src = ntu.source(tmp_path)
     assert src.rejected == [Reject("not_ntu", src.rejected[0].reason)]
     assert src.extra["skipped_ntu120_files"] == 1
     results = [item for u in src.units for item in src.read(u)]
-    assert sorted(s.sample_id for s in results if isinstance(s, Sample)) == sorted(REAL)
-    assert len(results) == len(corpus) + len(REAL)
+    assert sorted(s.sample_id for s in results if isinstance(s, Sample)) == NAMES
+    assert len(results) == len(corpus) + len(NAMES)
 
 
 def test_empty_or_missing_folder(tmp_path):
@@ -253,7 +302,7 @@ def test_empty_or_missing_folder(tmp_path):
         ntu.source(tmp_path)
     with pytest.raises(ValueError, match="no such folder"):
         ntu.source(tmp_path / "nope")
-    shutil.copy(NTU_DIR / f"{TWO_BODY}.skeleton", tmp_path / "S001C001P001R001A061.skeleton")
+    shutil.copy(NTU_DIR / f"{NAMES[0]}.skeleton", tmp_path / "S001C001P001R001A061.skeleton")
     with pytest.raises(NothingConverted, match="1 NTU120-only"):
         ntu.source(tmp_path, "ntu60")
     with pytest.raises(ValueError, match="unknown NTU dataset"):
@@ -264,6 +313,16 @@ def test_empty_or_missing_folder(tmp_path):
 # Source: listing, missing-skeleton lists, NTU60 vs NTU120
 
 
+def test_missing_lists_are_read():
+    m60, m120 = ntu.read_missing_list(MISSING60), ntu.read_missing_list(MISSING120)
+    assert m60 and m60 < m120 and not m120 & set(NAMES)
+    assert all(ntu.parse_name(n).action <= 60 for n in m60)
+    assert all(ntu.parse_name(n) for n in m120)
+    # the two header lines are not names
+    assert len(m120) == len([x for x in MISSING120.read_text().splitlines() if x.strip()]) - 2
+
+
+@real_data
 def test_official_missing_lists():
     m60, m120 = ntu.read_missing_list(MISSING60), ntu.read_missing_list(MISSING120)
     assert len(m60) == 302 and len(m120) == 535 and m60 < m120
@@ -274,53 +333,64 @@ def test_official_missing_lists():
 def test_source_lists_subfolders_skips_missing_and_ntu120_only(tmp_path):
     (tmp_path / "s001_to_s017").mkdir()
     (tmp_path / "s018_to_s032").mkdir()
-    for name in REAL:
+    for name in NAMES:
         shutil.copy(NTU_DIR / f"{name}.skeleton", tmp_path / "s001_to_s017")
     ntu120_only = tmp_path / "s018_to_s032" / "S018C001P042R001A120.skeleton"
-    shutil.copy(NTU_DIR / f"{TWO_BODY}.skeleton", ntu120_only)
+    shutil.copy(NTU_DIR / f"{NAMES[0]}.skeleton", ntu120_only)
+    gone = NAMES[1]
     missing = tmp_path / "missing.txt"
-    missing.write_text("2 samples have missing skeletons.\nIgnore them.\n\nS002C001P003R001A003\n")
+    missing.write_text(f"2 samples have missing skeletons.\nIgnore them.\n\n{gone}\n")
     src = ntu.source(tmp_path, "ntu60", missing=missing)
     names = [Path(u.path).stem for u in src.units]
-    assert names == sorted(set(REAL) - {"S002C001P003R001A003"})
-    assert src.rejected == [Reject("S002C001P003R001A003", ntu.MISSING_REASON)]
+    assert names == sorted(set(NAMES) - {gone})
+    assert src.rejected == [Reject(gone, ntu.MISSING_REASON)]
     assert src.extra["skipped_ntu120_files"] == 1
     assert (src.name, src.benchmarks, len(src.classes)) == ("ntu60", ("xsub", "xview"), 60)
     assert src.layout.name == "ntu25" and src.read is ntu.read
     src120 = ntu.source(tmp_path, "ntu120", missing=missing)
-    assert len(src120.units) == 4 and src120.benchmarks == ("xsub", "xset")
+    assert len(src120.units) == len(NAMES) and src120.benchmarks == ("xsub", "xset")
     assert src120.extra["skipped_ntu120_files"] == 0 and len(src120.classes) == 120
     # a unit runs in a worker process: it and `read` must pickle
     assert pickle.loads(pickle.dumps((src.units[0], src.read))) == (src.units[0], ntu.read)
 
 
 def test_import_end_to_end(tmp_path):
-    prepare = pytest.importorskip("mcc.datasets.prepare")
-    if not hasattr(prepare, "run"):
-        pytest.skip("mcc.datasets.prepare.run not written yet")
+    from mcc.datasets.prepare import run
     from mcc.shards import load_samples
 
     src_dir = tmp_path / "raw"
     src_dir.mkdir()
-    for name in REAL:
+    for name in NAMES:
         shutil.copy(NTU_DIR / f"{name}.skeleton", src_dir)
     (src_dir / "S001C001P001R001A020.skeleton").write_text("2\n1\n")
+    gone = NAMES[-1]
     missing = tmp_path / "missing.txt"
-    missing.write_text("h1\nh2\nS003C001P015R001A034\n")
-    m = prepare.run(ntu.source(src_dir, "ntu60", missing=missing), tmp_path / "out",
-                    workers=2, files_per_shard=2, progress=False)  # fmt: skip
+    missing.write_text(f"h1\nh2\n{gone}\n")
+    m = run(ntu.source(src_dir, "ntu60", missing=missing), tmp_path / "out",
+            workers=2, files_per_shard=2, progress=False)  # fmt: skip
     assert {r["sample_id"]: r["reason"].split(":")[0] for r in m.rejected} == {
-        "S003C001P015R001A034": ntu.MISSING_REASON,
+        gone: ntu.MISSING_REASON,
         "S001C001P001R001A020": "truncated",
     }
     assert m.max_bodies == 2 and m.layout.name == "ntu25" and len(m.classes) == 60
     samples = {s.sample_id: s for s in load_samples(tmp_path / "out")}
-    assert sorted(samples) == sorted(set(REAL) - {"S003C001P015R001A034"})
-    for name, s in samples.items():
-        frames, bodies, label, xsub, *_ = REAL[name]
-        assert s.joints.shape == (bodies, frames, 25, 3)
-        assert (s.label, s.split) == (label, xsub)
+    assert sorted(samples) == sorted(set(NAMES) - {gone})
+    direct = {n: ntu.read(unit(NTU_DIR / f"{n}.skeleton"))[0] for n in samples}
+    for name, s in samples.items():  # the shards hold what the reader gives, in its order
+        np.testing.assert_array_equal(s.joints, direct[name].joints)
+        assert (s.label, s.split, s.subject) == (int(name[-3:]) - 1, direct[name].split,
+                                                 int(name[9:12]))  # fmt: skip
     xview = {s.sample_id: s.split for s in load_samples(tmp_path / "out", benchmark="xview")}
-    assert xview == {name: REAL[name][4] for name in samples}
+    assert xview == {n: ntu.benchmark_splits(n)["xview"] for n in samples}
+    counts = {k: v["samples"] for k, v in m.benchmarks["xview"]["counts"].items()}
+    assert counts == {k: list(xview.values()).count(k) for k in set(xview.values())}
+
+
+@real_data
+def test_real_import_counts(tmp_path):
+    from mcc.datasets.prepare import run
+
+    m = run(ntu.source(NTU_DIR, "ntu60"), tmp_path / "out", workers=1, progress=False)
+    assert {k: v["samples"] for k, v in m.counts.items()} == {"train": 3, "test": 1}
     assert {k: v["samples"] for k, v in m.benchmarks["xview"]["counts"].items()} == {
-        "test": 2, "train": 1}  # fmt: skip
+        "test": 3, "train": 1}  # fmt: skip

@@ -1,6 +1,7 @@
-"""NW-UCLA importer (mcc.datasets.nwucla) on the real clips in shared/data/nwucla, broken copies of
-them, the kinect20 layout's `center-align` normalisation on real clips, and the three
-backbones on real NW-UCLA input."""
+"""NW-UCLA importer (mcc.datasets.nwucla) on the sample clips (the 1484 real ones of the real
+sample data, MCC_SHARED_DATA, or the generated stand-in of tests/raw_formats.py), broken
+copies of them, the kinect20 layout's `center-align` normalisation on them, and the three
+backbones on NW-UCLA input. Tests marked real_data check facts of the real set."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA
+from conftest import DATA, real_data
 
 from mcc.cli import main as cli_main
 from mcc.config import ModelConfig
@@ -23,10 +24,10 @@ from mcc.models import build_encoder
 from mcc.sampling import eval_frames, normalize
 from mcc.shards import load_samples, read_manifest
 
-CLIPS = SHARED_DATA / "nwucla" / "all_sqe"
-PER_VIEW = 20  # real clips per view in the imported subset (seeded)
+CLIPS = DATA / "nwucla" / "all_sqe"
+PER_VIEW = 20  # sample clips per view in the imported subset (seeded)
 
-# Broken files written beside the real ones: name -> (how to break a real clip, reason).
+# Broken files written beside the sample ones: name -> (how to break a clip, reason).
 BROKEN = {
     "a01_s01_e90_v01": ("text", "{not json", "not valid JSON"),
     "a02_s02_e90_v02": ("joints", 19, "expected 20 joints, got 19"),
@@ -62,8 +63,8 @@ def broken_clip(good: dict, name: str, how: str, arg) -> str:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
-    """(clip folder, prepared folder, the real clips in it): PER_VIEW seeded real clips per
-    view (symlinked) and the BROKEN files, imported in-process."""
+    """(clip folder, prepared folder, the sample clips in it): PER_VIEW seeded sample clips
+    per view (symlinked) and the BROKEN files, imported in-process."""
     root = tmp_path_factory.mktemp("nwucla")
     src = root / "clips"
     src.mkdir()
@@ -74,7 +75,7 @@ def prepared(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
         real += [files[i] for i in sorted(rng.choice(len(files), PER_VIEW, replace=False))]
     for f in real:
         (src / f.name).symlink_to(f)
-    good = json.loads(real[0].read_text())
+    good = next(d for f in real if len((d := json.loads(f.read_text()))["skeletons"]) > 1)
     for name, (how, arg, _) in BROKEN.items():
         (src / f"{name}.json").write_text(broken_clip(good, name, how, arg))
     out = root / "prepared"
@@ -82,6 +83,23 @@ def prepared(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
     return src, out, real
 
 
+def test_every_sample_name_gives_its_splits():
+    """Every sample clip by name alone: x-view by the view (1, 2 train), x-sub by the subject
+    (1-5 train), the class by the action."""
+    src = nwucla.source(CLIPS)
+    assert len(src.units) >= 3 * PER_VIEW and not src.rejected
+    for u in src.units:
+        stem = Path(u.path).stem
+        action, subject, view = int(stem[1:3]), int(stem[5:7]), int(stem[-2:])
+        n = nwucla.parse_name(stem)
+        assert nwucla.ACTIONS[n.label] == action and (n.subject, n.view) == (subject, view)
+        assert nwucla.benchmark_splits(n) == {
+            "xview": "train" if view < 3 else "test",
+            "xsub": "train" if subject <= 5 else "test",
+        }
+
+
+@real_data
 def test_names_of_the_full_set_give_the_standard_splits():
     """All 1484 real clips by name alone (fast): the standard cross-view counts, our
     cross-subject counts, 10 classes of 141-173 clips, 10 subjects, 3 views."""
@@ -163,7 +181,7 @@ def _rigid(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return q, rng.normal(size=3)
 
 
-def test_center_align_on_real_clips(prepared):
+def test_center_align_on_sample_clips(prepared):
     """Kinect camera coordinates (y up) -> the torso of the first frame on +z, the shoulders
     in the x-z plane pointing +x, the centre joint at the origin; the head ends above the
     feet; a rigidly moved copy of a clip normalises to the same thing."""
@@ -186,7 +204,7 @@ def test_center_align_on_real_clips(prepared):
 
 @pytest.mark.parametrize("stream", ["joint", "bone"])
 @pytest.mark.parametrize("backbone", ["stgcn", "agcn", "asgcn"])
-def test_backbones_on_real_clips(prepared, backbone, stream):
+def test_backbones_on_sample_clips(prepared, backbone, stream):
     _, out, _ = prepared
     samples = load_samples(out)[:4]
     x = np.stack([eval_frames(normalize(s.joints, KINECT20, "center-align"), 32) for s in samples])
@@ -204,7 +222,7 @@ def test_backbones_on_real_clips(prepared, backbone, stream):
 
 
 def test_duplicates_special_files_and_missing_folder(tmp_path):
-    clip = CLIPS / "a01_s01_e00_v01.json"
+    clip = sorted(CLIPS.glob("a01_*.json"))[0]
     for sub in ("one", "two"):
         (tmp_path / sub).mkdir()
         (tmp_path / sub / clip.name).symlink_to(clip)

@@ -1,5 +1,6 @@
-"""PKU-MMD importer (mcc.datasets.pkummd) on the 3 real phase-1 videos in shared/data and on a
-broken corpus built from them."""
+"""PKU-MMD importer (mcc.datasets.pkummd) on the sample videos (the 3 real phase-1 videos of
+the real sample data, MCC_SHARED_DATA, or the generated stand-in of tests/raw_formats.py) and
+on a broken corpus built from them. Tests marked real_data check facts of the real videos."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import DATA, real_data
+from raw_formats import write_pkummd_split
 
 from mcc.datasets import pkummd
 from mcc.datasets.prepare import Reject, Source, read_rejected, run
 from mcc.layouts import NTU25
 from mcc.shards import Sample, load_samples
 
-PKU = SHARED_DATA / "pkummd"
-VIDEOS = ("0036-L", "0160-L", "0312-R")
+PKU = DATA / "pkummd"
+VIDEOS = tuple(sorted(p.stem for p in (PKU / "skeleton").glob("*.txt")))
+REAL_VIDEOS = ("0036-L", "0160-L", "0312-R")
 
 
 def convert(src: Source) -> tuple[dict[str, Sample], dict[str, str]]:
@@ -42,6 +45,12 @@ def split_lists(path: Path) -> tuple[set[str], set[str]]:
     return names[0], names[1]
 
 
+def xsub_test_rows() -> list[int]:
+    """The labels (1-based) of the label rows of the sample videos on the x-sub test list."""
+    _, test = split_lists(PKU / "splits" / "cross-subject.txt")
+    return [row[0] for v in VIDEOS if v in test for row in label_rows(PKU / "labels" / f"{v}.txt")]
+
+
 @pytest.fixture(scope="module")
 def real():
     src = pkummd.source(PKU)
@@ -51,7 +60,6 @@ def real():
 def test_segments_match_their_label_rows(real):
     src, samples, rejects = real
     assert src.layout == NTU25 and len(src.classes) == 51 and src.benchmarks == ("xsub", "xview")
-    assert src.classes[0] == "bow" and src.classes[50] == "writing"
     assert not rejects
     assert [u.video for u in src.units] == list(VIDEOS)
     total = 0
@@ -70,6 +78,17 @@ def test_segments_match_their_label_rows(real):
     assert len(samples) == total
 
 
+@real_data
+def test_real_videos(real):
+    src, samples, _ = real
+    assert VIDEOS == REAL_VIDEOS and len(samples) == 7 + 16 + 19
+    assert src.classes[0] == "bow" and src.classes[50] == "writing"
+    assert {sid.split("_")[0]: s.split for sid, s in samples.items()} == {
+        "0036-L": "train", "0160-L": "train", "0312-R": "test"
+    }  # fmt: skip
+
+
+@real_data
 def test_bodies_per_video(real):
     _, samples, _ = real
     bodies = {v: {s.joints.shape[0] for sid, s in samples.items() if sid.startswith(v)}
@@ -86,19 +105,34 @@ def test_split_membership_from_the_split_files(real):
         assert s.split == ("train" if video in sub_train else "test")
         assert video in (sub_train | sub_test) and video in (view_train | view_test)
         assert s.benchmarks == {"xview": "train" if video in view_train else "test"}
-    assert {sid.split("_")[0]: s.split for sid, s in samples.items()} == {
-        "0036-L": "train", "0160-L": "train", "0312-R": "test"
-    }  # fmt: skip
+    assert {s.split for s in samples.values()} == {"train", "test"}
 
 
-def broken_corpus(root: Path) -> None:
-    """The real metadata; 0036-L cut to 400 frames (its 2nd row, 395..446, runs past the end);
-    a few label and skeleton files edited into the usual kinds of damage."""
-    shutil.copytree(PKU / "splits", root / "splits")
-    shutil.copy(PKU / "actions.tsv", root / "actions.tsv")
-    (root / "skeleton").mkdir()
+# The broken corpus's videos: the longest sample video cut to 400 frames, damaged copies of
+# it, and files missing their partner; all on the training lists but 0103-R (x-sub test) and
+# 9999-X (on no list).
+CUT = max(VIDEOS, key=lambda v: (PKU / "skeleton" / f"{v}.txt").stat().st_size)
+
+
+def broken_corpus(root: Path, with_samples: bool = False) -> None:
+    """The sample metadata; the longest video cut to 400 frames as 0101-L (its 2nd row,
+    395..446, runs past the end); a few label and skeleton files edited into the usual kinds
+    of damage. with_samples: the sample videos beside them, unchanged."""
+    (root / "skeleton").mkdir(parents=True)
     (root / "labels").mkdir()
-    lines = (PKU / "skeleton" / "0036-L.txt").read_text().splitlines()[:400]
+    (root / "splits").mkdir()
+    shutil.copy(PKU / "actions.tsv", root / "actions.tsv")
+    lines = (PKU / "skeleton" / f"{CUT}.txt").read_text().splitlines()[:400]
+    corpus = ["0101-L", "0102-L", "0104-L", "0105-L", "0106-L"]
+    for bench in ("cross-subject", "cross-view"):
+        train, test = split_lists(PKU / "splits" / f"{bench}.txt")
+        write_pkummd_split(root / "splits" / f"{bench}.txt",
+                           sorted(train - {"0103-R"}) + corpus,
+                           sorted(test) + ["0103-R"])  # fmt: skip
+    if with_samples:
+        for v in VIDEOS:
+            for sub in ("skeleton", "labels"):
+                shutil.copy(PKU / sub / f"{v}.txt", root / sub / f"{v}.txt")
 
     def video(name: str, skel: list[str] | None, labels: str | None) -> None:
         if skel is not None:
@@ -106,18 +140,18 @@ def broken_corpus(root: Path) -> None:
         if labels is not None:
             (root / "labels" / f"{name}.txt").write_text(labels)
 
-    # 0036-L: row 1 fine, row 2 past the end, then a non-numeric, a bad label, start > end
-    video("0036-L", lines, "26,206,265,2\n18,395,446,2\n7,x,20,2\n52,1,10,2\n3,50,40,2\n")
-    nan = list(lines)  # 0160-L: a NaN inside row 2's segment only
+    # 0101-L: row 1 fine, row 2 past the end, then a non-numeric, a bad label, start > end
+    video("0101-L", lines, "26,206,265,2\n18,395,446,2\n7,x,20,2\n52,1,10,2\n3,50,40,2\n")
+    nan = list(lines)  # 0102-L: a NaN inside row 2's segment only
     nan[150] = " ".join(["nan"] + nan[150].split()[1:])
-    video("0160-L", nan, "4,1,100,2\n40,101,200,2\n")
-    short = list(lines)  # 0312-R: one line of 149 floats: every row of the video is lost
+    video("0102-L", nan, "4,1,100,2\n40,101,200,2\n")
+    short = list(lines)  # 0103-R: one line of 149 floats: every row of the video is lost
     short[10] = " ".join(short[10].split()[:-1])
-    video("0312-R", short, "42,1,50,2\n44,60,80,2\n")
-    zeros = ["0 " * 150] * 20 + lines[:20]  # 0002-L: frames 1..20 hold nobody
-    video("0002-L", zeros, "1,1,20,2\n2,21,40,2\n")
-    video("0003-L", lines, None)  # skeleton without labels
-    video("0004-L", None, "1,1,20,2\n")  # labels without skeleton
+    video("0103-R", short, "42,1,50,2\n44,60,80,2\n")
+    zeros = ["0 " * 150] * 20 + lines[:20]  # 0104-L: frames 1..20 hold nobody
+    video("0104-L", zeros, "1,1,20,2\n2,21,40,2\n")
+    video("0105-L", lines, None)  # skeleton without labels
+    video("0106-L", None, "1,1,20,2\n")  # labels without skeleton
     video("9999-X", lines, "1,1,20,2\n")  # in no split list
 
 
@@ -125,18 +159,20 @@ def test_broken_corpus_becomes_rejects(tmp_path):
     broken_corpus(tmp_path)
     src = pkummd.source(tmp_path)
     samples, rejects = convert(src)
-    assert sorted(samples) == ["0002-L_0002_A02", "0036-L_0001_A26", "0160-L_0001_A04"]
-    assert samples["0002-L_0002_A02"].joints.shape == (2, 20, 25, 3)
-    assert "run past the skeleton's 400 frames" in rejects["0036-L_0002_A18"]
-    assert "start frame 'x' is not an integer" in rejects["0036-L_0003"]
-    assert "label 52 outside 1..51" in rejects["0036-L_0004"]
-    assert "start <= end" in rejects["0036-L_0005"]
-    assert "non-finite in float32" in rejects["0160-L_0002_A40"]
-    for sid in ("0312-R_0001_A42", "0312-R_0002_A44"):
+    assert sorted(samples) == ["0101-L_0001_A26", "0102-L_0001_A04", "0104-L_0002_A02"]
+    first = np.loadtxt((PKU / "skeleton" / f"{CUT}.txt").read_text().splitlines()[:20])
+    bodies = int(first[:, :75].any()) + int(first[:, 75:].any())
+    assert samples["0104-L_0002_A02"].joints.shape == (bodies, 20, 25, 3)
+    assert "run past the skeleton's 400 frames" in rejects["0101-L_0002_A18"]
+    assert "start frame 'x' is not an integer" in rejects["0101-L_0003"]
+    assert "label 52 outside 1..51" in rejects["0101-L_0004"]
+    assert "start <= end" in rejects["0101-L_0005"]
+    assert "non-finite in float32" in rejects["0102-L_0002_A40"]
+    for sid in ("0103-R_0001_A42", "0103-R_0002_A44"):
         assert rejects[sid] == "skeleton: line 11 has 149 values, expected 150"
-    assert "every joint is zero" in rejects["0002-L_0001_A01"]
-    assert "has no label file" in rejects["0003-L"]
-    assert "has no skeleton file" in rejects["0004-L"]
+    assert "every joint is zero" in rejects["0104-L_0001_A01"]
+    assert "has no label file" in rejects["0105-L"]
+    assert "has no skeleton file" in rejects["0106-L"]
     assert "neither split list of xsub" in rejects["9999-X_0001_A01"]
     assert all("\n" not in r for r in rejects.values())
     # unlisted="none" keeps such a video, outside both benchmarks' train/test
@@ -173,20 +209,18 @@ def test_unusable_arguments_are_clear_errors(tmp_path):
 
 
 def test_prepare_run_end_to_end(tmp_path):
-    broken_corpus(tmp_path / "src")
-    for v in VIDEOS[1:]:  # the real 0160-L and 0312-R in place of the broken ones
-        for sub in ("skeleton", "labels"):
-            shutil.copy(PKU / sub / f"{v}.txt", tmp_path / "src" / sub / f"{v}.txt")
+    broken_corpus(tmp_path / "src", with_samples=True)
     src = pkummd.source(tmp_path / "src")
     m = run(src, tmp_path / "out", workers=2, files_per_shard=3, progress=False)
     want, rejects = convert(src)
-    assert len(want) == 1 + 1 + 16 + 19  # 0002-L row 2, 0036-L row 1, the two real videos
+    rows = sum(len(label_rows(PKU / "labels" / f"{v}.txt")) for v in VIDEOS)
+    assert len(want) == 3 + rows  # the corpus's 3 good rows, every row of the sample videos
     assert {r["sample_id"] for r in m.rejected} == set(rejects)
     assert len(read_rejected(m, src)) == len(rejects)
     manifest = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert manifest["benchmarks"]["xview"]["column"] == "split_xview"
     assert sum(c["samples"] for c in manifest["counts"].values()) == len(want)
-    assert manifest["counts"]["test"]["samples"] == 19  # 0312-R is x-sub test
+    assert manifest["counts"]["test"]["samples"] == len(xsub_test_rows())  # 0103-R: all lost
     loaded = load_samples(tmp_path / "out")
     assert [s.sample_id for s in loaded] == [  # unit (video) order, then label-row order
         sid for u in src.units for sid in want if sid.startswith(u.video + "_")
@@ -196,9 +230,9 @@ def test_prepare_run_end_to_end(tmp_path):
         assert s.benchmarks == want[s.sample_id].benchmarks
 
 
-def test_transfer_from_synthetic_to_the_real_segments(tiny_data, tmp_path):
-    """Issue 4's transfer path on real data: an encoder pretrained on the synthetic set (the
-    same 25-joint Kinect v2 layout) fine-tuned on the PKU-MMD segments of the 3 videos."""
+def test_transfer_from_synthetic_to_the_pkummd_segments(tiny_data, tmp_path):
+    """Issue 4's transfer path on PKU-MMD files: an encoder pretrained on the synthetic set
+    (the same 25-joint Kinect v2 layout) fine-tuned on the segments of the sample videos."""
     from mcc.config import EvalConfig, PretrainConfig, apply_overrides
     from mcc.evaluate import evaluate
     from mcc.train import pretrain
@@ -215,5 +249,9 @@ def test_transfer_from_synthetic_to_the_real_segments(tiny_data, tmp_path):
                                          "frames": "32"})  # fmt: skip
     res = evaluate(cfg, str(tmp_path / "pre" / "checkpoint.pt"), tmp_path / "tr", progress=False)
     assert res["protocol"] == "transfer" and res["source_dataset"] == "synthetic"
-    assert res["test_samples"] == 19 and len(res["confusion"]) == 51  # 0312-R: x-sub test
-    assert 0 <= res["top1"] <= 100
+    truth = xsub_test_rows()  # the x-sub test segments' labels, from the label files
+    assert res["test_samples"] == len(truth) and len(res["confusion"]) == 51
+    conf = np.array(res["confusion"])  # rows: true class
+    np.testing.assert_array_equal(conf.sum(axis=1), np.bincount(np.array(truth) - 1, minlength=51))
+    assert res["top1"] == pytest.approx(100 * np.trace(conf) / len(truth))
+    assert res["top5"] >= res["top1"]

@@ -130,22 +130,26 @@ def test_nothing_converted(tmp_path):
 
 
 def test_cli_raw_imports_strict_and_errors(tmp_path, capsys):
-    """`python -m mcc prepare ntu60|kinetics|pkummd` on the real files in shared/data; a bad
-    file is listed, not fatal, unless --strict; an unusable --src is one error line."""
+    """`python -m mcc prepare ntu60|kinetics|pkummd` on the sample files (the real sample
+    data, MCC_SHARED_DATA, or the generated stand-in); a bad file is listed, not fatal, unless
+    --strict; an unusable --src is one error line."""
     import shutil
 
-    from conftest import SHARED_DATA
+    from conftest import DATA
 
     from mcc.cli import main
+    from mcc.datasets.ntu import NTU60_XSUB_TRAIN
 
     ntu = tmp_path / "ntu"
-    shutil.copytree(SHARED_DATA / "ntu", ntu)
+    shutil.copytree(DATA / "ntu", ntu)
+    performers = [int(p.name[9:12]) for p in ntu.glob("*.skeleton")]
+    train = sum(p in NTU60_XSUB_TRAIN for p in performers)
     (ntu / "S001C001P001R001A001.skeleton").write_text("3\n1\n")  # truncated
-    missing = SHARED_DATA / "ntu-meta" / "NTU_RGBD_samples_with_missing_skeletons.txt"
+    missing = DATA / "ntu-meta" / "NTU_RGBD_samples_with_missing_skeletons.txt"
     args = ["prepare", "ntu60", "--src", str(ntu), "--missing", str(missing), "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
-    assert "ntu60, 60 classes, test 1, train 3, 1 rejected" in out
+    assert f"ntu60, 60 classes, test {len(performers) - train}, train {train}, 1 rejected" in out
     assert main([*args, "--out", str(tmp_path / "b"), "--strict"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: --strict: 1 sample(s) rejected, e.g. S001C001P001R001A001")
@@ -153,12 +157,22 @@ def test_cli_raw_imports_strict_and_errors(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "benchmark xview (column split_xview" in text and "rejected: 1" in text
 
-    kin = ["prepare", "kinetics", "--src", str(SHARED_DATA / "kinetics"), "--split", "test"]
+    clips = [p for p in (DATA / "kinetics").glob("*.json") if not p.name.startswith("kinetics_")]
+    kin = ["prepare", "kinetics", "--src", str(DATA / "kinetics"), "--split", "test"]
     assert main([*kin, "--out", str(tmp_path / "k"), "--no-progress"]) == 0
-    assert "400 classes, test 5, 0 rejected" in capsys.readouterr().out
-    pku = ["prepare", "pkummd", "--src", str(SHARED_DATA / "pkummd")]
-    assert main([*pku, "--out", str(tmp_path / "p"), "--no-progress"]) == 0
-    assert "51 classes, test 19, train 23, 0 rejected" in capsys.readouterr().out
+    assert f"400 classes, test {len(clips)}, 0 rejected" in capsys.readouterr().out
+    pku = DATA / "pkummd"
+    line = (pku / "splits" / "cross-subject.txt").read_text().splitlines()[3]
+    test_videos = {v.strip() for v in line.split(",")}
+    rows = {"train": 0, "test": 0}  # label rows (one sample each) per x-sub split
+    for labels in (pku / "labels").glob("*.txt"):
+        split = "test" if labels.stem in test_videos else "train"
+        rows[split] += len(labels.read_text().split())
+    cmd = ["prepare", "pkummd", "--src", str(pku)]
+    assert main([*cmd, "--out", str(tmp_path / "p"), "--no-progress"]) == 0
+    assert f"51 classes, test {rows['test']}, train {rows['train']}, 0 rejected" in (
+        capsys.readouterr().out
+    )
 
     assert (
         main(["prepare", "ntu120", "--src", str(tmp_path / "nope"), "--out", str(tmp_path / "c")])

@@ -18,7 +18,7 @@ from mcc.layouts import NTU25, OPENPOSE18, get_layout
 from mcc.shards import MANIFEST, Sample, ShardWriter, load_samples, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
-from conftest import NATOPS_LAYOUT, NATOPS_NPZ  # noqa: E402
+from conftest import NATOPS_LAYOUT, NATOPS_NPZ, real_data  # noqa: E402
 
 NATOPS = NATOPS_NPZ
 COLUMNS = [
@@ -171,20 +171,28 @@ def test_read_manifest_missing(tmp_path):
 
 
 def test_import_natops(tmp_path):
+    """The NATOPS sample (the real one, or the stand-in of tests/raw_formats.py)."""
+    raw = np.load(NATOPS)
     m = import_npz(NATOPS, str(NATOPS_LAYOUT), tmp_path / "natops")
     assert m.name == "natops"
     assert m.layout == get_layout(NATOPS_LAYOUT)
-    assert len(m.classes) == 6
-    assert m.counts["train"]["samples"] == 180 and m.counts["test"]["samples"] == 180
-    assert sum(m.counts["train"]["per_class"]) == 180
+    assert len(m.classes) == len(set(raw["labels"].tolist())) == 6
+    n_train = int((raw["split"] == "train").sum())
+    assert m.counts["train"]["samples"] == n_train == sum(m.counts["train"]["per_class"])
+    assert m.counts["test"]["samples"] == len(raw["labels"]) - n_train > 0
     assert m.rejected == []
     samples = load_samples(tmp_path / "natops")
-    assert len(samples) == 360
+    assert len(samples) == len(raw["labels"])
     assert {s.joints.shape for s in samples} == {(1, 51, 8, 3)}
-    raw = np.load(NATOPS)
     assert samples[0].sample_id == str(raw["sample_ids"][0])
     assert np.array_equal(samples[0].joints, raw["joints"][0].astype(np.float32))
     assert [s.label for s in samples] == raw["labels"].tolist()
+
+
+@real_data
+def test_real_natops_counts():
+    raw = np.load(NATOPS)
+    assert len(raw["labels"]) == 360 and int((raw["split"] == "train").sum()) == 180
 
 
 def make_npz(path: Path, **arrays) -> Path:
@@ -314,7 +322,12 @@ def test_cli_prepare_and_inspect(tmp_path, capsys):
         "prepare", "npz", "--src", str(NATOPS), "--layout", str(NATOPS_LAYOUT), "--out", str(out)
     )
     assert p.returncode == 0, p.stderr
-    assert "6 classes" in p.stdout and "test 180" in p.stdout and "train 180" in p.stdout
+    raw = np.load(NATOPS)
+    train = raw["split"] == "train"
+    n_train, n_test = int(train.sum()), int((~train).sum())
+    per_class = np.bincount(raw["labels"][train])
+    assert "6 classes" in p.stdout and f"test {n_test}" in p.stdout
+    assert f"train {n_train}" in p.stdout
     assert "0 rejected" in p.stdout
     assert (out / MANIFEST).is_file()
     # `python -m mcc inspect DIR` is main(["inspect", DIR]); in-process to spare a torch import
@@ -323,8 +336,9 @@ def test_cli_prepare_and_inspect(tmp_path, capsys):
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
     assert "natops8 (8 joints" in text
-    assert "train: 180 samples, per class min 30 max 30" in text
-    assert "test: 180 samples" in text
+    lo, hi = per_class.min(), per_class.max()
+    assert f"train: {n_train} samples, per class min {lo} max {hi}" in text
+    assert f"test: {n_test} samples" in text
     assert "frames: min 51 median 51 max 51" in text
     assert "r=8: 100.0% wrap; cap: mean speed 1.00" in text
     assert "r=1:   0.0% wrap" in text
