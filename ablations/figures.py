@@ -227,8 +227,7 @@ def model_figures(plan: Plan, runs: Path) -> tuple[list[tuple[str, str]], list[s
     if not charts.available():
         return [], [f"Figs. 4-6: drawn with matplotlib and scikit-learn: {charts.MISSING_EXTRA}"]
     mcc_cell, scratch_cell = _first_cell(plan, MCC_ROW), _first_cell(plan, SCRATCH_ROW)
-    pre, gone = checkpoint_of(mcc_cell, runs) if mcc_cell and mcc_cell.pretrain else (None, "")
-    pre = None if gone else pre
+    pre = checkpoint_of(mcc_cell, runs)[0] if mcc_cell and mcc_cell.pretrain else None
     if pre is None or data_path is None:
         missing.append("Fig. 4 (interpolated clip): Table 1's MCC pretraining has no checkpoint")
     else:

@@ -220,21 +220,19 @@ def _text(v) -> str:
 
 
 def checkpoint_of(cell: Cell, out: Path) -> tuple[str | None, str]:
-    """(the checkpoint an evaluation starts from, or None from scratch; why it is missing, ""
-    when it is there). A missing one is still named: a finished evaluation that recorded it
-    is reused without it (its checkpoint may have been deleted to save space)."""
+    """(the checkpoint an evaluation starts from, or None from scratch; why it is missing)."""
     if cell.pretrain is not None:
         f = cell.pretrain.cell_file(out)
-        ckpt = cell.pretrain.trial_dir(out) / "checkpoint.pt"
         if not f.exists():
-            return str(ckpt), f"pretraining cell {cell.pretrain.name} has no result ({f})"
+            return None, f"pretraining cell {cell.pretrain.name} has no result ({f})"
+        ckpt = cell.pretrain.trial_dir(out) / "checkpoint.pt"
         if not ckpt.exists():  # a folder that moved keeps its layout; else the record
             ckpt = Path(json.loads(f.read_text()).get("checkpoint") or ckpt)
-        return str(ckpt), "" if ckpt.exists() else f"{ckpt} does not exist"
+        return (str(ckpt), "") if ckpt.exists() else (None, f"{ckpt} does not exist")
     if cell.supervised is not None:
         ckpt = out / cell.supervised.dir / "checkpoint.pt"
         if not (out / cell.supervised.dir / "result.json").exists() or not ckpt.exists():
-            return str(ckpt), f"the supervised run {cell.supervised.dir} has no checkpoint"
+            return None, f"the supervised run {cell.supervised.dir} has no checkpoint"
         return str(ckpt), ""
     return None, ""
 
@@ -256,7 +254,7 @@ def evaluation_stage(plan: Plan, out: Path, progress: bool = True) -> tuple[int,
         cell = starts[ev.dir]
         ckpt, missing = checkpoint_of(cell, out) if cell is not None else (None, "")
         cfg = ev.config()
-        if finished_evaluation(cfg, ckpt, folder) is not None:
+        if finished_evaluation(cfg, folder) is not None:
             cached += 1
             continue
         tag = f"[{i}/{len(evals)}] {ev.dir}"

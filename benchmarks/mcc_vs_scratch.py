@@ -84,7 +84,7 @@ def run_seed(args, seed: int, rows: dict, times: dict) -> None:
         for init, ckpt in {**encoders, baseline: None}.items():
             name = f"{label}-{init}".replace(" ", "_").replace("%", "pct")
             path = args.out / f"seed{seed}" / name
-            res = finished_evaluation(cfg, ckpt, path) or evaluate(cfg, ckpt, path, progress=False)
+            res = finished_evaluation(cfg, path) or evaluate(cfg, ckpt, path, progress=False)
             rows.setdefault(label, {}).setdefault(init, []).append(res["top1"])
             times.setdefault(label, {}).setdefault(init, []).append(res["wall_time_s"])
             print(f"seed {seed} {label:14s} {init:12s} top-1 {res['top1']:6.2f}", flush=True)

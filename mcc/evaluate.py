@@ -134,9 +134,10 @@ def evaluate(
     return run.write_result(result, cfg.seed)
 
 
-def finished_evaluation(cfg: EvalConfig, checkpoint: str | None, out: str | Path) -> dict | None:
-    """The result of the evaluation `evaluate(cfg, checkpoint, out)` if `out` already holds it
+def finished_evaluation(cfg: EvalConfig, out: str | Path) -> dict | None:
+    """The result of the evaluation with `cfg` if the run folder `out` already holds it
     finished; None if not run yet; a ConfigError if `out` holds one made with other settings
-    (`mcc.runs.finished_run`). The model is not compared: evaluate() records the
-    checkpoint's, and the checkpoint itself is."""
-    return finished_run(out, cfg, ignore=("model",), checkpoint=checkpoint)
+    (`mcc.runs.finished_run`). The encoder is not compared: every cache of evaluations names
+    a run's folder for its encoder (a trial, a cell, an initialisation), so a folder copied or
+    moved with its pretraining runs stays reusable; the model config is the checkpoint's."""
+    return finished_run(out, cfg, ignore=("model",))

@@ -107,15 +107,13 @@ def _epoch_of(line: str) -> int | None:
         return None
 
 
-def finished_run(
-    folder: str | Path, cfg, ignore: Iterable[str] = (), **recorded
-) -> dict | None:
+def finished_run(folder: str | Path, cfg, ignore: Iterable[str] = ()) -> dict | None:
     """The result of the finished run in `folder` if the config.json it recorded equals the
-    asked one: the config dataclass `cfg` plus the `recorded` keys (e.g. an evaluation's
-    checkpoint), compared key by key (dotted), leaving out keys under `ignore` and NO_EFFECT.
-    A key the recorded config lacks (a setting added since that run) counts at its default,
-    the behaviour that run had; a key only the recorded config has (a setting dropped since)
-    is not compared.
+    asked config dataclass `cfg`, compared key by key (dotted), leaving out keys under
+    `ignore` and NO_EFFECT. A key the recorded config lacks (a setting added since that run)
+    counts at its default, the behaviour that run had; a key only the recorded config has (a
+    setting dropped since, or one the run adds, such as an evaluation's checkpoint) is not
+    compared.
 
     None when `folder` holds no finished run (none, or one cut off before its result.json):
     the caller runs it. A finished run made with other settings is a ConfigError naming them:
@@ -132,7 +130,7 @@ def finished_run(
                           f"its settings are unknown: use another --out, or delete that run "
                           f"to redo it") from None  # fmt: skip
     defaults = _as_saved(to_dict(type(cfg)()))
-    wanted = _as_saved({**to_dict(cfg), **recorded})
+    wanted = _as_saved(to_dict(cfg))
     skip = (*ignore, *NO_EFFECT)
     changed = {k: (saved.get(k, defaults.get(k)), v) for k, v in wanted.items()
                if saved.get(k, defaults.get(k)) != v and not _under(k, skip)}  # fmt: skip

@@ -25,17 +25,15 @@ def _knn(data, **over):
 def test_a_finished_evaluation_is_reused_only_with_the_same_settings(tiny_data, tmp_path):
     out = tmp_path / "knn"
     cfg = _knn(tiny_data)
-    assert finished_evaluation(cfg, None, out) is None  # nothing there: run it
+    assert finished_evaluation(cfg, out) is None  # nothing there: run it
     res = evaluate(cfg, None, out, progress=False)
-    assert finished_evaluation(cfg, None, out) == res
+    assert finished_evaluation(cfg, out) == res
     # the thread count changes no number: still the same run
-    assert finished_evaluation(_knn(tiny_data, threads="2"), None, out) == res
-    # another setting, or another encoder: an error naming what changed, nothing written
+    assert finished_evaluation(_knn(tiny_data, threads="2"), out) == res
+    # another setting: an error naming what changed, and nothing written
     before = (out / "result.json").read_text()
     with pytest.raises(ConfigError, match=r"\(knn_k: 20 -> 5\): use another --out"):
-        finished_evaluation(_knn(tiny_data, knn_k="5"), None, out)
-    with pytest.raises(ConfigError, match=r"checkpoint: None -> 'runs/pre'"):
-        finished_evaluation(cfg, "runs/pre", out)
+        finished_evaluation(_knn(tiny_data, knn_k="5"), out)
     assert (out / "result.json").read_text() == before
 
 

@@ -33,12 +33,12 @@ def add_test_scores(table: pd.DataFrame, base: PretrainConfig, which: str, out: 
 
 
 def score_once(ev: EvalConfig, ckpt: str, run: Path) -> float:
-    """Test top-1 of `ev` from `ckpt`, evaluated into the folder `run` unless it already holds
-    that evaluation finished (a resumed sweep reads it back; one made with other settings is
-    a ConfigError naming them)."""
+    """Test top-1 of `ev` from `ckpt` (the final checkpoint of the trial `run` is named for),
+    evaluated into the folder `run` unless it already holds that evaluation finished (a
+    resumed sweep reads it back; one made with other settings is a ConfigError naming them)."""
     from mcc.evaluate import evaluate, finished_evaluation
 
-    res = finished_evaluation(ev, ckpt, run) or evaluate(ev, ckpt, run, progress=False)
+    res = finished_evaluation(ev, run) or evaluate(ev, ckpt, run, progress=False)
     return res["top1"]
 
 
