@@ -302,7 +302,7 @@ def test_tsne_keeps_separated_clusters_apart():
     a, b = y[:20], y[20:]
     gap = np.linalg.norm(a.mean(0) - b.mean(0))
     assert gap > 3 * max(a.std(0).max(), b.std(0).max())
-    assert 0.5 < trust <= 1.0
+    assert trust > 0.9  # the map keeps the neighbours (0.96 measured; 1 is perfect)
     with pytest.raises(ValueError, match="at least 3 points"):
         figures.tsne(x[:2])
 

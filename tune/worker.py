@@ -127,7 +127,7 @@ def _inject(batches: Iterator, fault: Fault | None, epoch: int, rank: int) -> It
         yield b
 
 
-def checkpoint_dirs(storage_path: str, name: str):
+def checkpoint_dirs(storage_path: str, name: str) -> tuple[pyarrow.fs.FileSystem, list[str]]:
     """The run's Ray checkpoint folders, newest first (their names are timestamps)."""
     fs, root = pyarrow.fs.FileSystem.from_uri(storage_path)
     info = fs.get_file_info(pyarrow.fs.FileSelector(f"{root}/{name}", allow_not_found=True))
@@ -139,7 +139,7 @@ def checkpoint_dirs(storage_path: str, name: str):
     return fs, sorted(dirs, reverse=True)
 
 
-def latest_checkpoint(storage_path: str, name: str):
+def latest_checkpoint(storage_path: str, name: str) -> tuple[ray.train.Checkpoint, dict] | None:
     """The newest checkpoint of a run that loads, as (ray.train.Checkpoint, its training
     state), or None.
 
