@@ -216,12 +216,14 @@ class Killed(Exception):
 def killed_after_epoch(monkeypatch, last: int) -> None:
     """Make mcc.train's epoch loop die when it starts the epoch after `last`, once that epoch's
     checkpoint is written."""
+    import inspect
+
     import mcc.train
 
     run_epoch = mcc.train.run_epoch
 
     def dies(*args, **kw):
-        if args[5] > last:  # run_epoch(model, opt, sched, batches, cfg, epoch, ...)
+        if inspect.signature(run_epoch).bind(*args, **kw).arguments["epoch"] > last:
             raise Killed
         return run_epoch(*args, **kw)
 
