@@ -11,6 +11,9 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+Config = TypeVar("Config")  # one of the config dataclasses below
 
 
 class ConfigError(ValueError):
@@ -147,11 +150,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def to_dict(cfg) -> dict:
+def to_dict(cfg: object) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def valid_keys(cls) -> list[str]:
+def valid_keys(cls: type) -> list[str]:
     """All dotted keys of a config class."""
     keys = []
     hints = typing.get_type_hints(cls)
@@ -198,7 +201,7 @@ def _parse_value(key: str, text, typ):
         raise ConfigError(f"{key}: cannot read {text!r} as {name}") from None
 
 
-def apply_overrides(cfg, overrides: dict):
+def apply_overrides(cfg: Config, overrides: dict) -> Config:
     """Return a copy of `cfg` with dotted-key overrides applied and the result validated."""
     valid = valid_keys(type(cfg))
     for key, value in overrides.items():
@@ -218,7 +221,7 @@ def _set(obj, path: list[str], value, full_key: str):
     return dataclasses.replace(obj, **{name: child})
 
 
-def parse_set_args(items: list[str] | None) -> dict:
+def parse_set_args(items: list[str] | None) -> dict[str, str]:
     """['a.b=1', ...] -> {'a.b': '1'}."""
     out = {}
     for item in items or []:
@@ -239,12 +242,12 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def from_dict(cls, d: dict):
+def from_dict(cls: type[Config], d: dict) -> Config:
     """Rebuild a config from its saved dict (config.json, checkpoints)."""
     return apply_overrides(cls(), flatten(d))
 
 
-def validate(cfg) -> None:
+def validate(cfg: object) -> None:
     """Check choices and ranges; raise ConfigError naming the value and what is allowed."""
     flat = flatten(to_dict(cfg))
     for key, value in flat.items():
