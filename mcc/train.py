@@ -15,7 +15,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from mcc.checkpoint import (
 )
 from mcc.config import ConfigError, OptimConfig, PretrainConfig, to_dict
 from mcc.data import load_splits
+from mcc.layouts import Layout
 from mcc.losses import info_nce, interpolation_loss, total_loss, triplet_loss
 from mcc.model import MCC
 from mcc.pretexts import PretextModel, pretext_loss
@@ -68,7 +69,12 @@ def _jigsaw_regions(data_path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def view_arrays(
-    seq: np.ndarray, index: int, cfg: PretrainConfig, epoch: int, bodies: int, coords
+    seq: np.ndarray,
+    index: int,
+    cfg: PretrainConfig,
+    epoch: int,
+    bodies: int,
+    coords: tuple[int, ...],
 ) -> dict[str, np.ndarray]:
     """The views of one training sample in one epoch for cfg.pretext, padded to `bodies`
     persons and in model layout (C, T, V, M); `wrapped` is a count and `label` (comparison
@@ -98,12 +104,12 @@ def view_arrays(
     return out
 
 
-def collate_views(views: list[dict], ids) -> dict[str, torch.Tensor]:
+def collate_views(views: list[dict], ids: np.ndarray) -> dict[str, torch.Tensor]:
     """Stack per-sample view arrays (from `view_arrays`) into one batch of tensors."""
     return batch_tensors({k: np.stack([v[k] for v in views]) for k in views[0]}, ids)
 
 
-def batch_tensors(arrays: dict[str, np.ndarray], ids) -> dict[str, torch.Tensor]:
+def batch_tensors(arrays: dict[str, np.ndarray], ids: np.ndarray) -> dict[str, torch.Tensor]:
     """Stacked view arrays -> the batch `training_step` takes (`wrapped` summed, ids and
     pretext labels long)."""
     batch = {
@@ -119,7 +125,9 @@ def batch_tensors(arrays: dict[str, np.ndarray], ids) -> dict[str, torch.Tensor]
     return batch
 
 
-def epoch_plan(num_samples: int, cfg: PretrainConfig, epoch: int, world_size: int = 1):
+def epoch_plan(
+    num_samples: int, cfg: PretrainConfig, epoch: int, world_size: int = 1
+) -> np.ndarray:
     """Which training samples each worker sees in `epoch`, in batch order: (world_size,
     steps * batch_size) sample indices. One permutation seeded by (seed, epoch) is shared by
     all workers; step s gives worker r the slots [s * B * W + r * B, ... + B). The remainder
@@ -146,7 +154,7 @@ def pretrain_batches(
     cfg: PretrainConfig,
     epoch: int,
     bodies: int,
-    coords,
+    coords: tuple[int, ...],
     rank: int = 0,
     world_size: int = 1,
 ) -> Iterator[dict[str, torch.Tensor]]:
@@ -236,7 +244,10 @@ def training_step(
 
 
 def pretext_step(
-    model: PretextModel, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, cfg
+    model: PretextModel,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    cfg: PretrainConfig,
 ) -> dict[str, float]:
     """One step of a comparison pretext: cross-entropy of the head's logits on the rearranged
     clips `anchor` against `label`; returns the loss and the batch's pretext accuracy (%)."""
@@ -276,7 +287,9 @@ def lr_factor(cfg: OptimConfig, epoch: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
 
 
-def make_optimizer(params, cfg: OptimConfig):
+def make_optimizer(
+    params: Iterable[nn.Parameter], cfg: OptimConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """SGD with momentum (Sec. 4.2) or Adam (L2 weight decay), with the epoch-wise schedule."""
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -328,7 +341,7 @@ def _log_scalars(tb, prefix: str, metrics: dict) -> None:
             tb.add_scalar(f"{prefix}/{k}", v, metrics["epoch"])
 
 
-def build_training(cfg: PretrainConfig, layout):
+def build_training(cfg: PretrainConfig, layout: Layout):
     """The pretraining model (MCC, or a comparison pretext's encoder + head), its optimiser
     and LR schedule, freshly initialised from torch's RNG."""
     model = MCC(cfg, layout) if cfg.pretext == "mcc" else PretextModel(cfg, layout)

@@ -253,9 +253,9 @@ def test_min_frames_gives_a_short_sequence_unwrapped_speed_2_clips():
     sets = {"sampling.speeds": "1,2", "sampling.overflow": "loop"}
     plain = apply_overrides(PretrainConfig(), sets)
     stretched = apply_overrides(PretrainConfig(), {**sets, "sampling.min_frames": "64"})
-    wraps = [view_arrays(seq, i, plain, 0, 1, 3)["wrapped"] for i in range(8)]
+    wraps = [view_arrays(seq, i, plain, 0, 1, (0, 1, 2))["wrapped"] for i in range(8)]
     assert min(wraps) > 0
     for i in range(8):
-        views = view_arrays(seq, i, stretched, 0, 1, 3)
+        views = view_arrays(seq, i, stretched, 0, 1, (0, 1, 2))
         assert views["wrapped"] == 0
         assert views["anchor"].shape[1] == 32  # (C, T, V, M)
