@@ -63,7 +63,7 @@ def run_seed(args, seed: int, rows: dict, times: dict) -> None:
             {**presets.PRETRAIN[args.preset], "data.path": args.data, "seed": str(seed),
              **parse_set_args(args.pretrain_set), "pretext": pretext},
         )  # fmt: skip
-        # MCC keeps the folder names of the first version of this script, so its runs are reused
+        # MCC's pretraining folder is plain `pretrain`, the other pretexts are suffixed
         run = args.out / f"seed{seed}" / ("pretrain" if pretext == "mcc" else f"pretrain-{pretext}")
         done = finished_run(run, pre)
         if done is None:

@@ -313,8 +313,9 @@ def _add_prepare(sub) -> None:
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="synthetic: generator setting, e.g. --set variant=static-cues (the earlier "
-        "default) or --set num_classes=20 (keys: see mcc/datasets/synthetic.py "
+        help="synthetic: generator setting, e.g. --set variant=static-cues (adds "
+        "per-subject bodies, cameras and an idle second person) or --set num_classes=20 "
+        "(keys: see mcc/datasets/synthetic.py "
         "SyntheticConfig)",
     )
     _no_progress(q)

@@ -72,7 +72,7 @@ def count(encoder) -> int:
 
 
 def test_full_width_parameter_counts():
-    assert count(STGCN(NTU25)) == 3_098_832  # unchanged by the shared-block refactor
+    assert count(STGCN(NTU25)) == 3_098_832  # full width, 60 classes
     # the released 2s-AGCN has 3,469,510 ("3.47 M"); see agcn.py for the 2,966 difference
     assert count(AGCN(NTU25)) == 3_466_544
     assert count(AGCN(NTU25, stream="bone")) == 3_466_544  # the bone map is not a weight

@@ -1,5 +1,5 @@
-"""Crafted or foreign checkpoints given to `evaluate --checkpoint` and `pretrain --resume`
-(issue 22): one `error:` line and a non-zero exit, no traceback, nothing unpickled beyond
+"""Crafted or foreign checkpoints given to `evaluate --checkpoint` and `pretrain --resume`:
+one `error:` line and a non-zero exit, no traceback, nothing unpickled beyond
 torch's weights_only loader, and no allocation a crafted config asks for."""
 
 from __future__ import annotations

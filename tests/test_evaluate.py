@@ -202,7 +202,7 @@ def test_probe_head_init_starts_fine_tuning_from_the_linear_protocols_layer(tiny
     assert not np.allclose(random_ft, lin, atol=1e-2)
 
 
-# --- semi-supervised and transfer protocols (design.md, "Downstream"; Tables 5-7) ---------
+# --- semi-supervised and transfer protocols (docs/design.md, "Downstream"; Tables 5-7) ---------
 
 
 def _untrained_checkpoint(data, out):

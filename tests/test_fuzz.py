@@ -1,4 +1,4 @@
-"""Issue 22: no broken input crashes `mcc prepare` or slips into a dataset.
+"""No broken input crashes `mcc prepare` or slips into a dataset.
 
 Every case of the seeded corpus in tests/fuzz_corpus.py (broken files mixed with the sample
 files: the real sample data, MCC_SHARED_DATA, or the generated stand-in of
@@ -20,7 +20,7 @@ SEED = 0
 def test_the_corpus_covers_every_format_and_the_issue_cases():
     names = {c.name for c in CASES}
     assert len(names) == len(CASES) and {c.fmt for c in CASES} == set(FORMATS)
-    reported = [  # the 22 inputs of issue 22, by the damage they carry
+    reported = [  # the 22 reported inputs, by the damage they carry
         "ntu/coordinate-1e39", "ntu/coordinate-minus-1e39", "ntu/frame-count-underscore",
         "ntu/body-count-bomb", "ntu/line-ends-crlf-converted-twice", "ntu/special-fifo",
         "kinetics/pose-1e39", "pkummd/row-past-the-end", "pkummd/row-huge-end-frame",

@@ -1,4 +1,4 @@
-"""Losses of Eq. 1-4 and the memory queue (design.md, "Losses")."""
+"""Losses of Eq. 1-4 and the memory queue (docs/design.md, "Losses and the training step")."""
 
 from __future__ import annotations
 

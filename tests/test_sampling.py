@@ -1,4 +1,4 @@
-"""Clip sampling (design.md, "The method: the exact rules we implement", Sampling)."""
+"""Clip sampling (docs/design.md, "Sampling")."""
 
 from __future__ import annotations
 

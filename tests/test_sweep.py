@@ -137,7 +137,9 @@ def test_killed_search_resumes_without_rerunning_finished_trials(ray_cluster, ti
     assert signal.getsignal(signal.SIGINT) is handler  # Tune's own handler is not left behind
     table = pd.read_csv(out / "results.csv")
     assert len(table) == 2 and set(table["status"]) <= {"completed", "stopped early"}
-    assert table["val_knn_top1"].between(0, 100).all()
+    # every trial scored each epoch, and its row's last score is at most its best
+    assert table["val_knn_top1"].notna().all()
+    assert (table["best_val_knn_top1"] >= table["val_knn_top1"]).all()
     assert "param:loss.tau" in table.columns
     assert len(pd.read_parquet(out / "results.parquet")) == 2
     assert (out / "optuna.journal").stat().st_size > 0
