@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcc.datasets.synthetic import REST_POSE  # metres, y up, index = NTU joint
+
 # --------------------------------------------------------------------------- numbers
 
 
@@ -68,19 +70,9 @@ def _f32_list(a: np.ndarray) -> list:
 
 # --------------------------------------------------------------------------- motion
 
-# A rest pose, metres, y up, index = NTU / Kinect v2 joint (0-based).
 # fmt: off
-NTU_REST = np.array([
-    [0, 0.0, 0], [0, 0.25, 0], [0, 0.58, 0], [0, 0.72, 0],  # spine base, mid, neck, head
-    [-0.18, 0.47, 0], [-0.22, 0.20, 0], [-0.24, -0.02, 0], [-0.245, -0.08, 0],  # left arm
-    [0.18, 0.47, 0], [0.22, 0.20, 0], [0.24, -0.02, 0], [0.245, -0.08, 0],  # right arm
-    [-0.09, -0.02, 0], [-0.10, -0.45, 0], [-0.10, -0.86, 0], [-0.10, -0.90, 0.10],  # left leg
-    [0.09, -0.02, 0], [0.10, -0.45, 0], [0.10, -0.86, 0], [0.10, -0.90, 0.10],  # right leg
-    [0, 0.50, 0],  # spine shoulder
-    [-0.25, -0.14, 0], [-0.22, -0.10, 0.02], [0.25, -0.14, 0], [0.22, -0.10, 0.02],  # hands
-])
 # Kinect v1 (NW-UCLA): hip centre, spine, shoulder centre, head, then arms and legs as NTU's.
-KINECT20_REST = NTU_REST[[0, 1, 20, 3, *range(4, 20)]]
+KINECT20_REST = REST_POSE[[0, 1, 20, 3, *range(4, 20)]]
 # OpenPose 18 in image coordinates (x right, y down), a person about 0.5 of the frame tall:
 # nose, neck, right arm, left arm, right leg, left leg, eyes, ears.
 OPENPOSE_REST = np.array([
@@ -316,7 +308,7 @@ def _standin_ntu(root: Path, rng) -> None:
         for b in range(bodies):
             # Two IDs 4 apart near 7.2e16: distinct as ints, one number as float64.
             body_id = NTU_BODY_ID + 4107 + 10 * k + 4 * b
-            xyz = _person_3d(rng, frames, NTU_REST, -0.4 + 0.8 * b, rng.uniform(2.8, 3.6))
+            xyz = _person_3d(rng, frames, REST_POSE, -0.4 + 0.8 * b, rng.uniform(2.8, 3.6))
             people.append((body_id, xyz, None))
         write_ntu_skeleton(root / "ntu" / f"{name}.skeleton", people)
     (root / "ntu-meta").mkdir()
@@ -366,7 +358,7 @@ def _standin_pkummd(root: Path, rng) -> None:
     write_pkummd_actions(folder / "actions.tsv",
                          [f"pku action {i:02d}" for i in range(1, 52)])  # fmt: skip
     for video, (frames, bodies, rows) in STANDIN["pkummd"].items():
-        joints = np.stack([_person_3d(rng, frames, NTU_REST, -0.5 + b, rng.uniform(2.5, 3.2))
+        joints = np.stack([_person_3d(rng, frames, REST_POSE, -0.5 + b, rng.uniform(2.5, 3.2))
                            for b in range(bodies)])  # fmt: skip
         if bodies == 2:
             joints[1, :40] = 0  # the second person enters at frame 41

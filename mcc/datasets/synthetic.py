@@ -99,7 +99,7 @@ def synthetic_config(overrides: dict | None = None) -> SyntheticConfig:
 
 # Rest pose, metres, y up, facing +z; index = NTU joint (0-based).
 # fmt: off
-_REST = np.array([
+REST_POSE = np.array([
     [0, 0.0, 0], [0, 0.25, 0], [0, 0.58, 0], [0, 0.72, 0],  # spine base, mid, neck, head
     [-0.18, 0.47, 0], [-0.22, 0.20, 0], [-0.24, -0.02, 0], [-0.245, -0.08, 0],  # left arm
     [0.18, 0.47, 0], [0.22, 0.20, 0], [0.24, -0.02, 0], [0.245, -0.08, 0],  # right arm
@@ -251,11 +251,11 @@ def _subject_body(subject: int, cfg: SyntheticConfig) -> np.ndarray:
     arm, leg = rng.uniform(1 - lim, 1 + lim, size=2)
     scale[_ARM] *= arm
     scale[_LEG] *= leg
-    body = np.zeros_like(_REST)
+    body = np.zeros_like(REST_POSE)
     for j in _ORDER:
         p = _PARENT[j]
         if p >= 0:
-            body[j] = body[p] + (_REST[j] - _REST[p]) * scale[j]
+            body[j] = body[p] + (REST_POSE[j] - REST_POSE[p]) * scale[j]
     return body
 
 
