@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from mcc.config import PretrainConfig
+from mcc.files import atomic_write
 from mcc.stats import mean_std, resolved
 from tune import grid
 from tune.scoring import downstream_top1
@@ -45,7 +46,7 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
         note = "the best trial has every loss weight at 0, so it is the control itself"
         result.update(best={"params": params}, control={"params": CONTROL}, difference=None,
                       resolved=False, note=note)  # fmt: skip
-        (out / confirm_file(protocol, fraction)).write_text(json.dumps(result, indent=2))
+        atomic_write(out / confirm_file(protocol, fraction), json.dumps(result, indent=2))
         return result
     cells = [{**p, "optim.epochs": epochs, "seed": s} for p in arms.values() for s in seeds]
     # kNN test scores always (cached per run); another protocol is scored below as well
@@ -70,7 +71,7 @@ def confirm(args, base: PretrainConfig, table: pd.DataFrame, out: Path) -> dict:
     complete = len(b[metric]) == len(c[metric]) == len(seeds)
     result["difference"] = b["mean"] - c["mean"] if complete else None
     result["resolved"] = complete and resolved(b[metric], c[metric])
-    (out / confirm_file(protocol, fraction)).write_text(json.dumps(result, indent=2))
+    atomic_write(out / confirm_file(protocol, fraction), json.dumps(result, indent=2))
     return result
 
 

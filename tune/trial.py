@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from mcc.config import PretrainConfig, apply_overrides, from_dict
+from mcc.files import atomic_write
 
 METRIC = "val_knn_top1"
 
@@ -70,7 +71,7 @@ def run_trial(config: dict, base: dict, out: str, workers: int, cpus: float) -> 
     cache = Path(out) / "cells" / f"{name}.json"
     cache.parent.mkdir(parents=True, exist_ok=True)
     final = res["final"]
-    cache.write_text(json.dumps({
+    atomic_write(cache, json.dumps({
         "params": params, METRIC: final.get(METRIC), "epochs": final.get("epoch", -1) + 1,
         "checkpoint": res["checkpoint"], "wall_time_s": res.get("wall_time_s"),
     }))  # fmt: skip
