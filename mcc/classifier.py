@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from mcc.config import ConfigError, EvalConfig
 from mcc.data import per_class_subset
-from mcc.features import batch_inputs, precise_batch_norm
+from mcc.device import Amp
+from mcc.features import batch_inputs, device_of, precise_batch_norm
 from mcc.models import Classifier
 from mcc.runs import RunDir
 from mcc.shards import Sample
@@ -33,7 +34,8 @@ def fit_classifier(
 ) -> Classifier:
     """A linear classifier on the encoder's pooled features, trained on `train` with the
     encoder (fine-tuning) or with the encoder frozen (linear protocol): the trained
-    Classifier (encoder + fc). Logs each epoch to `run` when given."""
+    Classifier (encoder + fc), on the encoder's device, trained at cfg.precision there. Logs
+    each epoch to `run` when given."""
     head = None
     if not frozen and cfg.head_init == "probe" and cfg.optim.epochs > 0:
         # LP-FT: first the linear protocol on a frozen copy (the same run as `--protocol
@@ -43,7 +45,9 @@ def fit_classifier(
         head = folded_head(probe)
     if frozen:  # the frozen encoder's statistics, as knn's: over the training inputs
         precise_batch_norm(encoder, train, cfg.frames, bodies, cfg.optim.batch_size)
-    model = Classifier(encoder, num_classes, standardize=frozen)
+    device = device_of(encoder)
+    amp = Amp.create(device, cfg.precision)
+    model = Classifier(encoder, num_classes, standardize=frozen).to(device)
     if head is not None:
         model.fc.load_state_dict(head)
     encoder.requires_grad_(not frozen)
@@ -68,13 +72,12 @@ def fit_classifier(
             chunk = [train[j] for j in order[i : i + bs]]
             if len(chunk) < 2:
                 continue  # batch norm needs two samples
-            x = batch_inputs(chunk, cfg.frames, bodies, rng, cfg.crop_min)
-            y = torch.tensor([s.label for s in chunk])
-            logits = model(x)
+            x = batch_inputs(chunk, cfg.frames, bodies, rng, cfg.crop_min).to(device)
+            y = torch.tensor([s.label for s in chunk], device=device)
+            with amp.autocast():
+                logits = model(x).float()
             loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            amp.step(loss, opt)
             total += loss.item() * len(chunk)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(chunk)

@@ -168,7 +168,8 @@ def cmd_pretrain(args) -> int:
 
     extra = {"data.path": args.data} if args.data else {}
     cfg = _config(PretrainConfig, presets.PRETRAIN, args.preset, args.set, extra)
-    res = pretrain(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    res = pretrain(cfg, args.out, resume=args.resume, progress=not args.no_progress,
+                   device=args.device, workers=args.loader_workers)  # fmt: skip
     print(f"pretraining done in {res['wall_time_s']:.0f}s; checkpoint {res['checkpoint']}")
     return 0
 
@@ -181,7 +182,7 @@ def cmd_evaluate(args) -> int:
         extra["protocol"] = args.protocol
     cfg = _config(EvalConfig, presets.EVALUATE, args.preset, args.set, extra)
     ckpt = None if args.checkpoint in (None, "none") else args.checkpoint
-    res = evaluate(cfg, ckpt, args.out, progress=not args.no_progress)
+    res = evaluate(cfg, ckpt, args.out, progress=not args.no_progress, device=args.device)
     print(
         f"{cfg.protocol} on {res['dataset']} ({res['train_samples']} labelled): "
         f"top-1 {res['top1']:.2f}  top-5 {res['top5']:.2f}  -> {args.out}/result.json"
@@ -211,7 +212,8 @@ def cmd_demo(args) -> int:
     data, out = Path(args.data), Path(args.out)
     prepare_if_missing(data, progress=not args.no_progress)
     pre = _config(PretrainConfig, presets.PRETRAIN, args.preset, args.set, {"data.path": str(data)})
-    pretrain(pre, out / "pretrain", resume=True, progress=not args.no_progress)
+    pretrain(pre, out / "pretrain", resume=True, progress=not args.no_progress,
+             device=args.device, workers=args.loader_workers)  # fmt: skip
     ckpt = str(out / "pretrain" / "checkpoint.pt")
     rows = []
     for protocol in ("knn", "finetune"):
@@ -223,7 +225,8 @@ def cmd_demo(args) -> int:
                 [],
                 {"data.path": str(data), "protocol": protocol},
             )
-            res = evaluate(ev, c, out / f"{protocol}-{name.lower()}", progress=not args.no_progress)
+            res = evaluate(ev, c, out / f"{protocol}-{name.lower()}",
+                           progress=not args.no_progress, device=args.device)  # fmt: skip
             rows.append((protocol, name, res["top1"]))
     print("\nprotocol   init      top-1")
     for protocol, name, top1 in rows:
@@ -247,6 +250,17 @@ def _run_options(
     if resume:
         q.add_argument("--resume", action="store_true", help="continue the run in --out")
     _no_progress(q)
+
+
+def _device_options(q: argparse.ArgumentParser, loader: bool = False) -> None:
+    """--device for the commands that train or evaluate in this process, and the sampling
+    processes of pretraining (mcc/device.py)."""
+    from mcc.device import DEVICE_HELP
+
+    q.add_argument("--device", default="auto", help=DEVICE_HELP)
+    if loader:
+        q.add_argument("--loader-workers", type=int, metavar="N", help="processes that sample "
+                       "the training clips (default: 0 on the CPU, up to 8 on a GPU)")  # fmt: skip
 
 
 def _add_prepare(sub) -> None:
@@ -341,6 +355,7 @@ def _add_pretrain(sub) -> None:
     q.add_argument("--data", help="prepared dataset folder (data.path)")
     q.add_argument("--out", required=True, help="run folder")
     _run_options(q, presets.PRETRAIN, "paper", resume=True)
+    _device_options(q, loader=True)
     q.set_defaults(func=cmd_pretrain)
 
 
@@ -365,6 +380,7 @@ def _add_evaluate(sub) -> None:
     )
     q.add_argument("--out", required=True, help="run folder")
     _run_options(q, presets.EVALUATE, "paper")
+    _device_options(q)
     q.set_defaults(func=cmd_evaluate)
 
 
@@ -383,6 +399,7 @@ def _add_demo(sub) -> None:
     q.add_argument("--data", default="data/synthetic")
     q.add_argument("--out", default="runs/demo")
     _run_options(q, presets.PRETRAIN, "demo")
+    _device_options(q, loader=True)
     q.set_defaults(func=cmd_demo)
 
 

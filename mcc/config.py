@@ -96,7 +96,9 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0
     threads: int = 0  # torch threads; 0 keeps torch's default
-    precision: str = "fp32"  # fp32 | bf16 (CPU autocast)
+    # auto (bf16 autocast on a GPU that has it, else fp16 with a gradient scaler; fp32 on the
+    # CPU) | fp32 | bf16 | fp16: mcc/device.py
+    precision: str = "auto"
     # The pretraining objective: mcc (Eq. 4) or one of Table 4's comparison pretexts, on the
     # same backbone and clip sampler: order (which of the 6 orders of 3 shuffled segments),
     # jigsaw (which of the 24 arrangements of 2 body regions x 2 time halves), pace (which of
@@ -129,7 +131,13 @@ class EvalConfig:
     scored: str = "test"
     seed: int = 0
     threads: int = 0
+    precision: str = "auto"  # of the training steps, as PretrainConfig's; scoring runs in fp32
 
+
+# Settings that say how a run computes, not what it computes: a run resumed, or a finished
+# one reused, with other values of these is the same experiment (mcc.runs.finished_run,
+# mcc.train.restore_training); each run records the values it used.
+EXECUTION = ("threads", "precision")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.normalize": ("none", "center", "center-each", "center-align"),
@@ -142,7 +150,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss.slow_rule": ("hold", "tile", "exact"),
     "optim.schedule": ("step", "cosine", "constant"),
     "optim.optimizer": ("sgd", "adam"),
-    "precision": ("fp32", "bf16"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
     "protocol": ("knn", "linear", "finetune", "semi", "transfer"),
     "scored": ("test", "val"),
     "head_init": ("random", "probe"),

@@ -24,6 +24,7 @@ from mcc.checkpoint import load_checkpoint, save_checkpoint
 from mcc.classifier import fit_classifier, semi_subset
 from mcc.config import ConfigError, EvalConfig, to_dict
 from mcc.data import load_splits, per_class_subset
+from mcc.device import describe, resolve_device, resolve_precision
 from mcc.features import encode, labels_of
 from mcc.fusion import save_scores
 from mcc.knn import accuracy, knn_test_scores
@@ -36,13 +37,19 @@ FINETUNED = ("finetune", "semi", "transfer")  # protocols that train the encoder
 
 
 def evaluate(
-    cfg: EvalConfig, checkpoint: str | None, out: str | Path, progress: bool = True
+    cfg: EvalConfig,
+    checkpoint: str | None,
+    out: str | Path,
+    progress: bool = True,
+    device: str = "auto",
 ) -> dict:
     """Run cfg.protocol with the encoder of `checkpoint` (None: random init, the
     "w/o pre-training" row) on cfg.data; train on the training split (or its labelled
     fraction), report on the test split (cfg.scored="val": on the data.val_fraction carve of
     the training split, which is then left out of the training data). Writes the run folder
-    `out`."""
+    `out`. `device` is mcc.device.resolve_device's (a checkpoint from any device loads)."""
+    dev = resolve_device(device)
+    precision = resolve_precision(cfg.precision, dev)
     if cfg.protocol == "transfer" and not checkpoint:
         raise ConfigError(
             "protocol=transfer fine-tunes a checkpoint trained on another dataset: pass "
@@ -91,12 +98,13 @@ def evaluate(
     if run.metrics_file.exists():
         run.metrics_file.unlink()
     bodies, n_cls = manifest.max_bodies, len(manifest.classes)
+    encoder.to(dev)
     if cfg.protocol == "knn":
         scores = knn_test_scores(encoder, train, splits.test, cfg, bodies, n_cls)
     else:
         frozen = cfg.protocol == "linear"
         model = fit_classifier(encoder, train, cfg, bodies, n_cls, run, progress, frozen)
-        scores = encode(model, splits.test, cfg.frames, bodies)
+        scores = encode(model, splits.test, cfg.frames, bodies).cpu()
         if cfg.protocol in FINETUNED:  # the trained encoder, for `--checkpoint` (Table 7)
             save_checkpoint(
                 run.checkpoint,
@@ -127,6 +135,8 @@ def evaluate(
         "labelled_ids": "labelled_ids.json",
         "scored": cfg.scored,
         "test_samples": len(splits.test),
+        "device": describe(dev),
+        "precision": precision if cfg.protocol != "knn" else "fp32",
         **res,
     }
     if cfg.protocol in FINETUNED:

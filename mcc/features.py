@@ -30,13 +30,19 @@ def labels_of(samples: list[Sample]) -> torch.Tensor:
     return torch.tensor([s.label for s in samples], dtype=torch.long)
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    """Where a model's parameters are: its inputs go there."""
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def encode(encoder, samples: list[Sample], frames: int, bodies: int, batch_size: int = 128):
-    """Pooled features (N, C') of deterministic classifier inputs, encoder in eval mode; with
-    a Classifier, its class scores (logits)."""
+    """Pooled features (N, C') of deterministic classifier inputs, encoder in eval mode, on
+    the encoder's device; with a Classifier, its class scores (logits). Computed in fp32."""
     encoder.eval()
+    device = device_of(encoder)
     feats = [
-        encoder(batch_inputs(samples[i : i + batch_size], frames, bodies))
+        encoder(batch_inputs(samples[i : i + batch_size], frames, bodies).to(device))
         for i in range(0, len(samples), batch_size)
     ]
     return torch.cat(feats)
@@ -57,12 +63,12 @@ def precise_batch_norm(model, samples: list[Sample], frames: int, bodies: int, b
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches below
         m.train()
-    step = max(2, batch_size)
+    step, device = max(2, batch_size), device_of(model)
     for i in range(0, len(samples), step):
         chunk = samples[i : i + step]
         if len(chunk) < 2 and i > 0:
             continue  # a batch norm needs two samples; this one is in no other batch
-        model(batch_inputs(chunk, frames, bodies))
+        model(batch_inputs(chunk, frames, bodies).to(device))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.eval()

@@ -12,15 +12,22 @@ from mcc.features import encode, labels_of, precise_batch_norm
 from mcc.shards import Sample
 
 
-def knn_scores(train_f, train_y, test_f, k: int, num_classes: int) -> torch.Tensor:
+def knn_scores(
+    train_f, train_y, test_f, k: int, num_classes: int, chunk: int = 4096
+) -> torch.Tensor:
     """Cosine kNN: each test sample's class scores are the summed similarities of its k
-    nearest training samples in each class."""
-    sim = F.normalize(test_f, dim=1) @ F.normalize(train_f, dim=1).t()
+    nearest training samples in each class. Computed where the features are (the bank on
+    the GPU of a GPU run), `chunk` test samples at a time so that the similarities of a
+    large split never sit in memory at once; the scores are returned on the CPU."""
+    bank = F.normalize(train_f, dim=1).t()
+    bank_y = train_y.to(train_f.device)
     k = min(k, train_f.shape[0])
-    top, idx = sim.topk(k, dim=1)
-    scores = torch.zeros(test_f.shape[0], num_classes)
-    scores.scatter_add_(1, train_y[idx], top)
-    return scores
+    out = []
+    for part in F.normalize(test_f, dim=1).split(chunk):
+        top, idx = (part @ bank).topk(k, dim=1)
+        scores = torch.zeros(part.shape[0], num_classes, device=part.device, dtype=top.dtype)
+        out.append(scores.scatter_add_(1, bank_y[idx], top).cpu())
+    return torch.cat(out) if out else torch.zeros(0, num_classes)
 
 
 def accuracy(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
@@ -46,7 +53,7 @@ def knn_test_scores(
 
     The features come from a copy of the encoder whose batch-norm statistics are recomputed
     over the bank's inputs (`precise_batch_norm`; no labels used); the caller's encoder is
-    left as it is."""
+    left as it is. Computed on the encoder's device; the scores are on the CPU."""
     encoder = copy.deepcopy(encoder)
     precise_batch_norm(encoder, train, cfg.frames, bodies, cfg.optim.batch_size)
     train_f = encode(encoder, train, cfg.frames, bodies)

@@ -14,11 +14,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from mcc.config import ConfigError, flatten, to_dict
+from mcc.config import EXECUTION, ConfigError, flatten, to_dict
 from mcc.files import atomic_write
-
-# Settings that change no number: a finished run made with another thread count is reused.
-NO_EFFECT = ("threads",)
 
 
 def git_commit() -> str | None:
@@ -110,10 +107,10 @@ def _epoch_of(line: str) -> int | None:
 def finished_run(folder: str | Path, cfg, ignore: Iterable[str] = ()) -> dict | None:
     """The result of the finished run in `folder` if the config.json it recorded equals the
     asked config dataclass `cfg`, compared key by key (dotted), leaving out keys under
-    `ignore` and NO_EFFECT. A key the recorded config lacks (a setting added since that run)
-    counts at its default, the behaviour that run had; a key only the recorded config has (a
-    setting dropped since, or one the run adds, such as an evaluation's checkpoint) is not
-    compared.
+    `ignore` and mcc.config.EXECUTION (threads, precision). A key the recorded config lacks
+    (a setting added since that run) counts at its default, the behaviour that run had; a
+    key only the recorded config has (a setting dropped since, or one the run adds, such as
+    an evaluation's checkpoint) is not compared.
 
     None when `folder` holds no finished run (none, or one cut off before its result.json):
     the caller runs it. A finished run made with other settings is a ConfigError naming them:
@@ -131,7 +128,7 @@ def finished_run(folder: str | Path, cfg, ignore: Iterable[str] = ()) -> dict | 
                           f"to redo it") from None  # fmt: skip
     defaults = _as_saved(to_dict(type(cfg)()))
     wanted = _as_saved(to_dict(cfg))
-    skip = (*ignore, *NO_EFFECT)
+    skip = (*ignore, *EXECUTION)
     changed = {k: (saved.get(k, defaults.get(k)), v) for k, v in wanted.items()
                if saved.get(k, defaults.get(k)) != v and not _under(k, skip)}  # fmt: skip
     if changed:

@@ -1,7 +1,10 @@
 """MCC pretraining in one process: batches, the training step of Eq. 4, the epoch loop.
 
 `training_step` is the unit a distributed worker calls unchanged: it takes the function that
-gathers keys from all workers (identity here) and the batch-norm mode.
+gathers keys from all workers (identity here), the batch-norm mode and the loop's precision
+(`mcc.device.Amp`). Batches are sampled on the CPU, in DataLoader worker processes when
+asked (`pretrain_epochs`: on a GPU by default), and moved to the model's device by
+`to_device` (from pinned memory, without blocking, on a GPU).
 
 cfg.pretext picks the objective: `mcc`, or one of Table 4's comparison pretexts (order,
 jigsaw, pace: mcc.pretexts). The choice is made here, in `view_arrays`, `training_step` and
@@ -11,6 +14,8 @@ functions) are the same for every pretext.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import random
 import time
@@ -31,8 +36,9 @@ from mcc.checkpoint import (
     load_module,
     save_checkpoint,
 )
-from mcc.config import ConfigError, OptimConfig, PretrainConfig, to_dict
+from mcc.config import EXECUTION, ConfigError, OptimConfig, PretrainConfig, to_dict
 from mcc.data import load_splits
+from mcc.device import Amp, describe, loader_workers, resolve_device
 from mcc.layouts import Layout
 from mcc.losses import info_nce, interpolation_loss, total_loss, triplet_loss
 from mcc.model import MCC
@@ -158,13 +164,78 @@ def pretrain_batches(
     rank: int = 0,
     world_size: int = 1,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """One epoch of batches for worker `rank` (see `epoch_plan` and `view_arrays`)."""
-    plan = epoch_plan(len(samples), cfg, epoch, world_size)[rank]
-    bs = cfg.optim.batch_size
-    for b in range(0, len(plan), bs):
-        idx = plan[b : b + bs]
-        views = [view_arrays(samples[i].joints, i, cfg, epoch, bodies, coords) for i in idx]
-        yield collate_views(views, idx)
+    """One epoch of batches for worker `rank` (see `epoch_plan` and `view_arrays`), sampled
+    in this process."""
+    batches = PlannedBatches(samples, cfg, bodies, coords, epoch, epoch + 1, rank, world_size)
+    return (batches[b] for b in range(len(batches)))
+
+
+class PlannedBatches(torch.utils.data.Dataset):
+    """Every batch of epochs [start, stop) for worker `rank`, item k being the k-th in
+    training order. Each batch depends on its index alone (`epoch_plan`, `view_arrays`), so
+    DataLoader worker processes can build them in any order with the same result."""
+
+    def __init__(self, samples, cfg, bodies, coords, start, stop, rank=0, world_size=1):
+        self.samples, self.cfg, self.bodies, self.coords = samples, cfg, bodies, coords
+        self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
+        self.steps = len(samples) // (cfg.optim.batch_size * world_size)
+        self._plan: tuple[int, np.ndarray] | None = None
+        if stop > start:
+            epoch_plan(len(samples), cfg, start, world_size)  # fewer than one batch: its error
+
+    def __len__(self) -> int:
+        return self.steps * max(0, self.stop - self.start)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        epoch, step = self.start + k // self.steps, k % self.steps
+        if self._plan is None or self._plan[0] != epoch:
+            plan = epoch_plan(len(self.samples), self.cfg, epoch, self.world_size)[self.rank]
+            self._plan = (epoch, plan)
+        bs = self.cfg.optim.batch_size
+        idx = self._plan[1][step * bs : (step + 1) * bs]
+        views = [view_arrays(self.samples[i].joints, i, self.cfg, epoch, self.bodies,
+                             self.coords) for i in idx]  # fmt: skip
+        return collate_views(views, idx)
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)  # a sampling process: numpy work, no torch thread pool
+
+
+def pretrain_epochs(
+    samples: list[Sample],
+    cfg: PretrainConfig,
+    bodies: int,
+    coords: tuple[int, ...],
+    start: int,
+    workers: int = 0,
+    pin: bool = False,
+) -> Iterator[Iterator[dict[str, torch.Tensor]]]:
+    """The batches of epochs start.. of a single-process run, one iterator per epoch (each
+    to be used up before the next). With `workers` > 0 they are sampled in that many
+    DataLoader processes that stay up across epochs and prefetch; `pin` puts them in pinned
+    memory for asynchronous copies to a GPU. The batches equal `pretrain_batches`' either way."""
+    planned = PlannedBatches(samples, cfg, bodies, coords, start, cfg.optim.epochs)
+    if workers == 0 and not pin:
+        stream = (planned[k] for k in range(len(planned)))
+    else:
+        stream = iter(torch.utils.data.DataLoader(
+            planned, batch_size=None, num_workers=workers, pin_memory=pin,
+            worker_init_fn=_one_thread if workers else None,
+            prefetch_factor=4 if workers else None,
+        ))  # fmt: skip
+    for _ in range(start, cfg.optim.epochs):
+        yield itertools.islice(stream, planned.steps)
+
+
+def to_device(batches: Iterable[dict], device: torch.device) -> Iterator[dict]:
+    """Each batch on `device`; from pinned memory the copies do not block (batches pinned by
+    their loader stay as they are; others are pinned here first when the device is a GPU)."""
+    cuda = device.type == "cuda"
+    for b in batches:
+        yield {k: (v.pin_memory() if cuda and not v.is_pinned() else v).to(device,
+                                                                             non_blocking=cuda)
+               for k, v in b.items()}  # fmt: skip
 
 
 def training_step(
@@ -174,14 +245,17 @@ def training_step(
     cfg: PretrainConfig,
     gather: Callable[[torch.Tensor], torch.Tensor] = identity,
     bn_mode: str = "per-worker",
+    amp: Amp | None = None,
 ) -> dict[str, float]:
     """One step of Eq. 4 on a batch of views; returns the loss terms as floats.
 
     A term with weight 0 is not computed. The queue receives gather(k) after the update
     (MoCo's order), so every worker's queue gets the keys of all workers. bn_mode
     `per-worker` normalises each worker's batch alone; `sync` expects a model whose
-    batch-norm layers were converted with `use_bn_mode(model, "sync")`. A comparison pretext
-    (cfg.pretext != "mcc") takes `pretext_step` instead.
+    batch-norm layers were converted with `use_bn_mode(model, "sync")`. `amp` is the loop's
+    precision (default: cfg.precision on the batch's device, which must not need a gradient
+    scaler: that lives across steps). A comparison pretext (cfg.pretext != "mcc") takes
+    `pretext_step` instead.
     """
     if bn_mode not in BN_MODES:
         raise ValueError(f"bn_mode {bn_mode!r} is not allowed; choose one of {BN_MODES}")
@@ -190,8 +264,9 @@ def training_step(
         for m in model.modules()
     ):
         raise ValueError("bn_mode=sync: convert the model first with use_bn_mode(model, 'sync')")
+    amp = amp or step_amp(cfg, batch["anchor"].device)
     if cfg.pretext != "mcc":
-        return pretext_step(model, batch, optimizer, cfg)
+        return pretext_step(model, batch, optimizer, cfg, amp)
     net = model.module if hasattr(model, "module") else model
     lc = cfg.loss
     weights = {"triplet": lc.triplet, "nce": lc.nce, "interp": lc.interp}
@@ -207,10 +282,9 @@ def training_step(
         clips.append("negative")
     model.train()
     terms: dict[str, torch.Tensor] = {}
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     n = batch["anchor"].shape[0]
     rec = [c for c in ("anchor", "positive") if c in clips] if lc.interp > 0 else []
-    with autocast:
+    with amp.autocast():
         z_all, pred = model(torch.cat([batch[c] for c in clips]), n_decode=n * len(rec))
         z = dict(zip(clips, z_all.float().split(n)))
         if lc.triplet > 0:
@@ -235,9 +309,7 @@ def training_step(
             f"loss became {loss.item()} ({ {k: v.item() for k, v in terms.items()} }); "
             f"lower optim.lr or check the data"
         )
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    amp.step(loss, optimizer)
     if lc.nce > 0:
         net.queue.enqueue(gather(k), gather(batch["ids"]))
     return {"loss": loss.item(), **{name: v.item() for name, v in terms.items()}}
@@ -248,22 +320,32 @@ def pretext_step(
     batch: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     cfg: PretrainConfig,
+    amp: Amp | None = None,
 ) -> dict[str, float]:
     """One step of a comparison pretext: cross-entropy of the head's logits on the rearranged
     clips `anchor` against `label`; returns the loss and the batch's pretext accuracy (%)."""
     model.train()
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-    with autocast:
+    amp = amp or step_amp(cfg, batch["anchor"].device)
+    with amp.autocast():
         logits = model(batch["anchor"])
     loss, acc = pretext_loss(logits.float(), batch["label"])
     if not torch.isfinite(loss):
         raise FloatingPointError(
             f"pretext={cfg.pretext}: loss became {loss.item()}; lower optim.lr or check the data"
         )
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    amp.step(loss, optimizer)
     return {"loss": loss.item(), "pretext_loss": loss.item(), "pretext_acc": acc}
+
+
+def step_amp(cfg: PretrainConfig, device: torch.device) -> Amp:
+    """The precision of a step called without a loop's Amp: one without a gradient scaler."""
+    amp = Amp.create(device, cfg.precision)
+    if amp.scaler is not None:
+        raise ValueError(
+            f"precision {amp.precision} on {device} scales gradients across steps: pass the "
+            f"training loop's amp=Amp.create(device, cfg.precision) to every step"
+        )
+    return amp
 
 
 def use_bn_mode(model: nn.Module, mode: str) -> nn.Module:
@@ -349,9 +431,13 @@ def build_training(cfg: PretrainConfig, layout: Layout):
     return model, opt, sched
 
 
-def training_state(cfg: PretrainConfig, layout, bodies: int, epoch: int, model, opt, sched):
-    """The full training state after `epoch` (-1: untrained): what a checkpoint holds."""
+def training_state(
+    cfg: PretrainConfig, layout, bodies: int, epoch: int, model, opt, sched, amp: Amp | None = None
+):
+    """The full training state after `epoch` (-1: untrained): what a checkpoint holds, with
+    the device and precision it was trained at (and the fp16 gradient scaler's state)."""
     return {
+        **(amp.record() if amp is not None else {}),
         "kind": "pretrain",
         "config": to_dict(cfg),
         "layout": layout.to_json(),
@@ -364,9 +450,14 @@ def training_state(cfg: PretrainConfig, layout, bodies: int, epoch: int, model, 
     }
 
 
-def restore_training(state: dict, cfg: PretrainConfig, model, opt, sched, source: str) -> int:
-    """Load a `training_state` into fresh parts; returns the first epoch still to run."""
-    if config_of(state, PretrainConfig) != cfg:
+def restore_training(
+    state: dict, cfg: PretrainConfig, model, opt, sched, source: str, amp: Amp | None = None
+) -> int:
+    """Load a `training_state` into fresh parts (on any device: the optimiser's state follows
+    the parameters); returns the first epoch still to run. The config must be the same but
+    for how it is computed (mcc.config.EXECUTION): a CUDA bf16 run resumes on a CPU."""
+    saved = config_of(state, PretrainConfig)
+    if dataclasses.replace(saved, **{k: getattr(cfg, k) for k in EXECUTION}) != cfg:
         raise CheckpointError(
             f"{source} was written with another config; resume with the same --set values"
         )
@@ -375,6 +466,8 @@ def restore_training(state: dict, cfg: PretrainConfig, model, opt, sched, source
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
+    if amp is not None:
+        amp.restore(state)
     return state["epoch"] + 1
 
 
@@ -390,6 +483,7 @@ def run_epoch(
     total: Callable[[dict[str, float]], dict[str, float]] | None = None,
     progress: bool = False,
     steps: int | None = None,
+    amp: Amp | None = None,
 ) -> dict:
     """One epoch of `training_step` over `batches`, then one LR-schedule step. Returns the
     epoch's metrics: the mean of each loss term, lr, the share of looped clips, time and
@@ -404,7 +498,7 @@ def run_epoch(
     if cfg.pretext != "mcc":
         per_sample = encoded = 1  # one rearranged clip
     for batch in bar:
-        terms = training_step(model, batch, opt, cfg, gather=gather, bn_mode=bn_mode)
+        terms = training_step(model, batch, opt, cfg, gather=gather, bn_mode=bn_mode, amp=amp)
         n = batch["anchor"].shape[0]
         tally["steps"] += 1
         tally["clips"] += encoded * n
@@ -445,18 +539,25 @@ def pretrain(
     out: str | Path,
     resume: bool = False,
     progress: bool = True,
+    device: str = "auto",
+    workers: int | None = None,
 ) -> dict:
     """Pretrain with cfg.pretext (MCC by default) on cfg.data's training split; writes the run
     folder `out`.
 
-    resume=True continues from out/checkpoint.pt; the result equals an uninterrupted run with
-    the same seed, because each epoch's randomness is seeded by (seed, epoch).
+    resume=True continues from out/checkpoint.pt (written on any device); the result equals
+    an uninterrupted run with the same seed on the same device, because each epoch's
+    randomness is seeded by (seed, epoch). `device` is mcc.device.resolve_device's; `workers`
+    the sampling processes (default: none on the CPU, up to 8 on a GPU).
     """
     run = RunDir(out)
     if run.checkpoint.exists() and not resume:
         raise ConfigError(
             f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
         )
+    dev = resolve_device(device)
+    amp = Amp.create(dev, cfg.precision)
+    workers = loader_workers(workers, dev)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -470,37 +571,45 @@ def pretrain(
             stacklevel=2,
         )
     model, opt, sched = build_training(cfg, layout)
+    model.to(dev)  # the same parameters, on the device: the optimiser keeps them
     start = 0
     if resume and run.checkpoint.exists():
         start = restore_training(
-            load_checkpoint(run.checkpoint), cfg, model, opt, sched, str(run.checkpoint)
+            load_checkpoint(run.checkpoint), cfg, model, opt, sched, str(run.checkpoint), amp
         )
         print(f"resuming {run.path} after epoch {start}/{cfg.optim.epochs}")
     run.write_config(to_dict(cfg))
     run.truncate_metrics(start)
+    if progress:
+        print(f"on {describe(dev)}, precision {amp.precision}, "
+              f"{workers or 'no'} sampling process(es)", flush=True)  # fmt: skip
 
     tb = _tensorboard(run.path)
     coords = layout.coord_channels
-    for epoch in range(start, cfg.optim.epochs):
-        batches = pretrain_batches(train, cfg, epoch, bodies, coords)
-        steps = len(train) // cfg.optim.batch_size
-        last = run_epoch(model, opt, sched, batches, cfg, epoch, progress=progress, steps=steps)
+    epochs = pretrain_epochs(train, cfg, bodies, coords, start, workers, pin=dev.type == "cuda")
+    steps = len(train) // cfg.optim.batch_size
+    for epoch, batches in zip(range(start, cfg.optim.epochs), epochs):
+        last = run_epoch(model, opt, sched, to_device(batches, dev), cfg, epoch,
+                         progress=progress, steps=steps, amp=amp)  # fmt: skip
         run.log(last)
         _log_scalars(tb, "pretrain", last)
-        save_checkpoint(
-            run.checkpoint, training_state(cfg, layout, bodies, epoch, model, opt, sched)
-        )
+        state = training_state(cfg, layout, bodies, epoch, model, opt, sched, amp)
+        save_checkpoint(run.checkpoint, state)
         print(epoch_line(last, cfg.optim.epochs), flush=True)
     if tb is not None:
         tb.close()
     if not run.checkpoint.exists():  # epochs=0: an untrained encoder, still a valid checkpoint
-        save_checkpoint(run.checkpoint, training_state(cfg, layout, bodies, -1, model, opt, sched))
+        state = training_state(cfg, layout, bodies, -1, model, opt, sched, amp)
+        save_checkpoint(run.checkpoint, state)
     history = run.metrics()
     result = {
         "kind": "pretrain",
         "dataset": splits.manifest.name,
         "train_samples": len(train),
         "epochs": cfg.optim.epochs,
+        "device": describe(dev),
+        "precision": amp.precision,
+        "sampling_workers": workers,
         "final": history[-1] if history else {},
         "first_loss": history[0].get("loss") if history else None,
         "checkpoint": str(run.checkpoint),

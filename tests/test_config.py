@@ -151,7 +151,7 @@ def test_one_speed_needs_no_positive():
         ("loss.interp_target", "both"),
         ("data.normalize", "scale"),
         ("optim.schedule", "linear"),
-        ("precision", "fp16"),
+        ("precision", "fp8"),
         ("model.backbone", "resnet"),
     ],
 )
