@@ -23,7 +23,11 @@ with a message naming them rather than being reused or overwritten (mcc.runs.fin
     python benchmarks/mcc_vs_scratch.py --data data/natops --out runs/compare \\
         [--seeds 0 1 2] [--preset small] [--pretexts mcc order jigsaw pace] \\
         [--protocols knn linear semi finetune] [--fractions 0.05 0.1] \\
-        [--pretrain-set K=V ...] [--eval-set K=V ...] [--semi-set K=V ...]
+        [--pretrain-set K=V ...] [--eval-set K=V ...] [--semi-set K=V ...] [--device auto]
+
+--device runs every pretraining and evaluation there (mcc.device; default auto: the GPU when
+there is one). It is not part of a run's settings, so runs finished on another device are
+reused.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 
 from mcc import presets
 from mcc.config import ConfigError, PretrainConfig, apply_overrides, parse_set_args
+from mcc.device import DEVICE_HELP, resolve_device
 from mcc.evaluate import evaluate, finished_evaluation
 from mcc.runs import finished_run
 from mcc.stats import mean_std, resolved
@@ -68,7 +73,7 @@ def run_seed(args, seed: int, rows: dict, times: dict) -> None:
         done = finished_run(run, pre)
         if done is None:
             print(f"seed {seed} pretraining {pretext} -> {run}", flush=True)
-            done = pretrain(pre, run, resume=True, progress=False)
+            done = pretrain(pre, run, resume=True, progress=False, device=args.device)
         wall = done["wall_time_s"]
         times.setdefault("pretrain", {}).setdefault(NAMES[pretext], []).append(wall)
         encoders[NAMES[pretext]] = str(run / "checkpoint.pt")
@@ -84,7 +89,9 @@ def run_seed(args, seed: int, rows: dict, times: dict) -> None:
         for init, ckpt in {**encoders, baseline: None}.items():
             name = f"{label}-{init}".replace(" ", "_").replace("%", "pct")
             path = args.out / f"seed{seed}" / name
-            res = finished_evaluation(cfg, path) or evaluate(cfg, ckpt, path, progress=False)
+            res = finished_evaluation(cfg, path) or evaluate(
+                cfg, ckpt, path, progress=False, device=args.device
+            )
             rows.setdefault(label, {}).setdefault(init, []).append(res["top1"])
             times.setdefault(label, {}).setdefault(init, []).append(res["wall_time_s"])
             print(f"seed {seed} {label:14s} {init:12s} top-1 {res['top1']:6.2f}", flush=True)
@@ -150,6 +157,7 @@ def main() -> None:
         default=[],
         help="evaluation override for the semi rows only (after --eval-set)",
     )
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     args = p.parse_args()
     args.pretexts = list(dict.fromkeys(["mcc", *args.pretexts]))
     if not all(0 < f < 1 for f in args.fractions):
@@ -157,9 +165,10 @@ def main() -> None:
     rows: dict[str, dict[str, list[float]]] = {}
     times: dict[str, dict[str, list[float]]] = {}
     try:
+        resolve_device(args.device)  # a device this machine lacks: the error before any run
         for seed in args.seeds:
             run_seed(args, seed, rows, times)
-    except ConfigError as e:  # a finished run made with other settings
+    except ConfigError as e:  # a finished run made with other settings, or no such device
         sys.exit(f"error: {e}")
     text, summary = table(rows, times)
     pre = times["pretrain"]
