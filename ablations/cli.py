@@ -3,12 +3,15 @@
     python -m ablations list [--preset small]
     python -m ablations run TABLE [TABLE ...] [--preset smoke|small|paper] [--data DIR]
         [--target DIR --source [ROLE=]DIR ...] [--seeds 0 1 2] [--backbones stgcn ...]
-        [--out DIR] [--address ADDR] [--set KEY=V ...] [--eval-set KEY=V ...]
+        [--out DIR] [--address ADDR] [--use-gpu [--gpus-per-worker 1]]
+        [--set KEY=V ...] [--eval-set KEY=V ...]
     python -m ablations report [--runs DIR] [--out DIR]
 
 `run` pretrains every cell of the table through the sweep engine's grid (tune/sweep.py: Ray
 Tune + Ray Train, finished cells cached), then runs each row's downstream evaluation
 (mcc.evaluate), cached by its result.json; rerunning a table runs only what is missing.
+--use-gpu trains the pretraining cells' Ray Train workers on GPUs (--gpus-per-worker each,
+default 1); the evaluations run in this process, on its GPU when it has one.
 Tables 6 and 7 fine-tune on a target dataset (--target) after pretraining on sources
 (--source ntu60=DIR --source ntu120=DIR). `report` turns the result files into
 report.md and one self-contained report.html.
@@ -83,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--workers-per-trial", type=int, default=1)
     run.add_argument("--cpus-per-worker", type=float, default=1)
+    run.add_argument("--use-gpu", action="store_true",
+                     help="pretrain on GPUs (the sweep's --use-gpu)")  # fmt: skip
+    run.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                     help="GPUs per pretraining worker with --use-gpu (default 1)")  # fmt: skip
     run.add_argument("--dry-run", action="store_true", help="print the cells, run nothing")
     run.add_argument("--no-progress", action="store_true")
 
@@ -243,6 +250,9 @@ def cmd_run(args, argv: list[str]) -> int:
     tables = [get_table(t) for t in dict.fromkeys(args.tables)]
     pre_set, eval_set = parse_set_args(args.set), parse_set_args(args.eval_set)
     from ablations.run import check_benchmarks, check_out, run_plans, start
+    from tune.cluster import worker_gpus
+
+    worker_gpus(args.use_gpu, args.gpus_per_worker)  # --gpus-per-worker without --use-gpu
 
     plans = []
     for t in tables:
@@ -291,6 +301,8 @@ def cmd_run(args, argv: list[str]) -> int:
         address=args.address,
         workers_per_trial=args.workers_per_trial,
         cpus_per_worker=args.cpus_per_worker,
+        use_gpu=args.use_gpu,
+        gpus_per_worker=args.gpus_per_worker,
         progress=not args.no_progress,
     )
     if rc == 2:

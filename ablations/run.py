@@ -168,9 +168,12 @@ def pretrain_stage(
     address: str | None = None,
     workers_per_trial: int = 1,
     cpus_per_worker: float = 1,
+    use_gpu: bool = False,
+    gpus_per_worker: float | None = None,
 ) -> int:
     """Every pretraining cell of `plan` not yet cached, through tune/sweep.py's grid (one grid
-    per source dataset). Returns the grid's exit status (0 when nothing was left to run)."""
+    per source dataset; with use_gpu its workers train on GPUs, `gpus_per_worker` each).
+    Returns the grid's exit status (0 when nothing was left to run)."""
     paths = {d["key"]: d["path"] for d in plan.datasets.values()}
     by_dataset: dict[str, list] = {}
     for p in plan.pretrainings():
@@ -201,6 +204,10 @@ def pretrain_stage(
             "--cpus-per-worker",
             str(cpus_per_worker),
         ]
+        if use_gpu:
+            argv.append("--use-gpu")
+        if gpus_per_worker is not None:
+            argv += ["--gpus-per-worker", f"{gpus_per_worker:g}"]
         for k, v in grid_sets(preset, pre_set).items():
             argv += ["--set", f"{k}={_text(v)}"]
         if address:
@@ -287,6 +294,8 @@ def run_plans(
     address: str | None = None,
     workers_per_trial: int = 1,
     cpus_per_worker: float = 1,
+    use_gpu: bool = False,
+    gpus_per_worker: float | None = None,
     progress: bool = True,
 ) -> int:
     """Pretrain, then evaluate, every plan. 0: every cell has a result; 1: some failed;
@@ -302,6 +311,8 @@ def run_plans(
             address=address,
             workers_per_trial=workers_per_trial,
             cpus_per_worker=cpus_per_worker,
+            use_gpu=use_gpu,
+            gpus_per_worker=gpus_per_worker,
         )
         if rc in (2, INTERRUPTED):  # Tune caught a Ctrl-C and returned: no further stage
             return rc

@@ -428,6 +428,7 @@ def test_evaluation_stage_caches_and_resumes(tmp_path, monkeypatch):
         (["run", "table1", "--set", "loss.temperature=1"], "unknown config key"),
         (["run", "table1", "--set", "data.path=/x"], "data.path comes from"),
         (["run", "table1", "--target", "{data}"], "--target / --source are for"),
+        (["run", "table1", "--gpus-per-worker", "1"], "--gpus-per-worker=1: add --use-gpu"),
     ],
 )
 def test_bad_input_is_one_error_line_before_ray(tiny_data, tmp_path, capsys, args, message):
@@ -480,6 +481,22 @@ def test_ctrl_c_in_pretraining_stops_the_run(tiny_data, tmp_path, monkeypatch, c
     assert "interrupted; run the same command again to continue" in err
     assert "--resume" not in err and "Traceback" not in err
     assert not (out / "report").exists()  # no report of half a table
+
+
+def test_use_gpu_reaches_the_pretraining_grid(tiny_data, tmp_path, monkeypatch):
+    import tune.sweep
+
+    seen = []
+    monkeypatch.setattr(tune.sweep, "run_grid", lambda argv: seen.append(argv) or 130)
+    args = ["run", "table3", "--preset", "smoke", "--data", tiny_data, "--out",
+            str(tmp_path / "out"), "--use-gpu", "--gpus-per-worker", "0.5"]  # fmt: skip
+    assert cli.main(args) == 130
+    (argv,) = seen
+    assert "--use-gpu" in argv and argv[argv.index("--gpus-per-worker") + 1] == "0.5"
+    seen.clear()
+    args = args[: args.index("--use-gpu")]
+    assert cli.main(args) == 130
+    assert "--use-gpu" not in seen[0] and "--gpus-per-worker" not in seen[0]
 
 
 def test_ctrl_c_in_an_evaluation_stops_the_run(tiny_data, tmp_path, monkeypatch, capsys):

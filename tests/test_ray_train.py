@@ -43,6 +43,9 @@ def test_one_worker_gives_the_single_process_loss_curve(ray_cluster, tiny_data, 
     pretrain(cfg, tmp_path / "single", progress=False)
     res = run_pretraining(cfg, tmp_path / "ray", num_workers=1, sampling="ray-data")
     assert res["sampling"] == "ray-data"
+    # what the workers computed on, as their checkpoint records it
+    assert (res["use_gpu"], res["gpus_per_worker"]) == (False, 0.0)
+    assert (res["device"], res["precision"]) == ("cpu", "fp32")
     single, ray_run = history(tmp_path / "single"), history(tmp_path / "ray")
     assert [m["epoch"] for m in ray_run] == [0, 1]
     for a, b in zip(single, ray_run):
@@ -184,7 +187,7 @@ def test_runs_that_cannot_fit_fail_at_once(ray_cluster, tiny_data, tmp_path, cap
         plan_resources(num_workers=9, cpus_per_worker=1, use_gpu=False)
     with pytest.raises(ConfigError, match="does not fit"):
         plan_resources(num_workers=1, cpus_per_worker=3, use_gpu=False)  # 2 CPUs per node
-    with pytest.raises(ConfigError, match="GPU"):
+    with pytest.raises(ConfigError, match="^--use-gpu: the cluster has no GPUs"):
         plan_resources(num_workers=1, cpus_per_worker=1, use_gpu=True)
     with pytest.raises(ConfigError, match="sampling=worker"):
         plan_resources(num_workers=2, cpus_per_worker=2, use_gpu=False, sampling="ray-data")
@@ -195,6 +198,12 @@ def test_runs_that_cannot_fit_fail_at_once(ray_cluster, tiny_data, tmp_path, cap
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --num-workers=9") and "Traceback" not in err
+    rc = train_main(["--data", tiny_data, "--out", str(tmp_path / "g"), "--use-gpu",
+                     "--address", ray_cluster.address])  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --use-gpu: the cluster has no GPUs") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "g").exists()
     with pytest.raises(ConfigError, match="SyncBatchNorm runs on GPUs only"):
         run_pretraining(tiny_cfg(tiny_data), tmp_path / "s", bn_mode="sync")
     assert time.time() - t0 < 30

@@ -46,6 +46,8 @@ def tiny_args(data: str, out: Path, *extra: str) -> list[str]:
         (["--confirm-epochs", "24"], "add --confirm N"),
         (["--confirm", "3", "--confirm-epochs", "0"], "need at least 1"),
         (["--search", "optim.lr", "--set", "optim.optimizer=adam"], "0.01 .. 0.3, log is SGD's"),
+        (["--gpus-per-worker", "0.5"], "--gpus-per-worker=0.5: add --use-gpu"),
+        (["--use-gpu", "--gpus-per-worker", "0"], "must be > 0"),
     ],
 )
 def test_bad_input_is_one_clear_line_before_any_trial(tiny_data, tmp_path, capsys, extra,
@@ -62,6 +64,16 @@ def test_unwritable_storage_is_refused(tiny_data, tmp_path, capsys):
     blocker.write_text("not a folder")  # a path below a file cannot be written, even by root
     assert main(tiny_args(tiny_data, blocker / "s")) == 2
     assert "not writable" in capsys.readouterr().err
+
+
+def test_use_gpu_without_gpus_is_one_line_before_any_trial(ray_cluster, tiny_data, tmp_path,
+                                                           capsys):  # fmt: skip
+    args = tiny_args(tiny_data, tmp_path / "s", "--use-gpu", "--address", ray_cluster.address)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --use-gpu: the cluster has no GPUs") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s" / "tune").exists()  # no trial started
 
 
 def test_grid_caches_cells_and_killed_sweep_resumes(ray_cluster, tiny_data, tmp_path):
@@ -260,7 +272,8 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
     monkeypatch.setattr(tuner, "fit", lambda t: (FakeGrid([result]), False))
     monkeypatch.setattr(tuner, "add_test_scores", lambda *a: pytest.fail("scored the test split"))
     args = argparse.Namespace(workers_per_trial=1, cpus_per_worker=1, max_concurrent=None,
-                              test_eval=None, trials=2, resume=False, seed=0)  # fmt: skip
+                              use_gpu=False, gpus_per_worker=None, test_eval=None, trials=2,
+                              resume=False, seed=0)  # fmt: skip
     base = PretrainConfig()
     # a grid continues by rerunning (its cells are cached), not with --resume
     with pytest.raises(trial.Interrupted, match="1 trial.s. unfinished.*same command again"):
@@ -274,6 +287,7 @@ def test_interrupted_search_keeps_its_table_and_exits_130(tmp_path, monkeypatch)
 
     monkeypatch.setattr(study, "run", interrupted)
     monkeypatch.setattr("tune.cluster.connect", lambda address: "a fake cluster")
+    monkeypatch.setattr("tune.cluster.plan_resources", lambda *a, **kw: ("worker", 0.0))
     monkeypatch.setattr(sweep, "prepare_data", lambda base: None)
     assert main(["--data", str(tmp_path), "--out", str(tmp_path / "s"), "--confirm", "3"]) == 130
 
@@ -288,6 +302,7 @@ def test_script_exits_130_when_interrupted(tiny_data, tmp_path):
         "    raise tune.trial.Interrupted(2, 'OUT')\n"
         "tune.study.run = interrupted\n"
         "tune.cluster.connect = lambda address: 'a fake cluster'\n"
+        "tune.cluster.plan_resources = lambda *a, **kw: ('worker', 0.0)\n"
         f"sys.argv = ['tune/sweep.py', '--data', {tiny_data!r}, '--out', {str(tmp_path)!r}]\n"
         "runpy.run_path('tune/sweep.py', run_name='__main__')\n"
     )

@@ -76,8 +76,25 @@ def alive_nodes() -> list[dict]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
+def worker_gpus(use_gpu: bool, gpus_per_worker: float | None) -> float:
+    """The GPUs each Train worker holds: none without --use-gpu, else --gpus-per-worker
+    (default 1; a fraction shares a GPU between workers)."""
+    if not use_gpu:
+        if gpus_per_worker is not None:
+            raise ConfigError(f"--gpus-per-worker={gpus_per_worker:g}: add --use-gpu")
+        return 0.0
+    gpus = 1.0 if gpus_per_worker is None else float(gpus_per_worker)
+    if gpus <= 0:
+        raise ConfigError(f"--gpus-per-worker={gpus:g}: must be > 0 (or leave out --use-gpu)")
+    return gpus
+
+
 def plan_resources(
-    num_workers: int, cpus_per_worker: float, use_gpu: bool, sampling: str = "auto"
+    num_workers: int,
+    cpus_per_worker: float,
+    use_gpu: bool,
+    sampling: str = "auto",
+    gpus_per_worker: float | None = None,
 ) -> tuple[str, float]:
     """Check that the Train workers fit the cluster and decide where sampling runs.
 
@@ -85,7 +102,8 @@ def plan_resources(
     least one CPU is left after the workers, sampling runs in Ray Data tasks of up to one CPU
     each; if not (e.g. 2 workers x 1 CPU on a 2-CPU machine), the tasks would wait forever
     for a CPU, so each worker samples its own batches in-process with the same functions.
-    Raises ConfigError at once when the workers cannot be placed, instead of waiting.
+    Raises ConfigError at once when the workers cannot be placed (CPUs, or with use_gpu
+    `worker_gpus` GPUs each), instead of waiting.
     """
     if num_workers < 1:
         raise ConfigError(f"--num-workers={num_workers}: need at least 1")
@@ -101,12 +119,7 @@ def plan_resources(
             f"the cluster has {total:g} CPUs on {len(nodes)} node(s), at most "
             f"{max(node_cpus, default=0):g} on one node"
         )
-    if use_gpu:
-        gpus = sum(n["Resources"].get("GPU", 0.0) for n in nodes)
-        if gpus < num_workers:
-            raise ConfigError(
-                f"--use-gpu with {num_workers} workers, but the cluster has {gpus:g} GPUs"
-            )
+    check_gpus(num_workers, worker_gpus(use_gpu, gpus_per_worker), nodes)
     free = total - need
     if sampling == "auto":
         sampling = "ray-data" if free >= 1 else "worker"
@@ -119,6 +132,26 @@ def plan_resources(
     if sampling not in ("ray-data", "worker"):
         raise ConfigError(f"--sampling={sampling!r}: choose auto, ray-data or worker")
     return sampling, min(1.0, free) if sampling == "ray-data" else 0.0
+
+
+def check_gpus(num_workers: int, gpus: float, nodes: list[dict]) -> None:
+    """ConfigError unless `num_workers` workers of `gpus` GPUs each (0: none) fit `nodes`:
+    in total, and each worker's share on one node."""
+    if gpus <= 0:
+        return
+    node_gpus = [n["Resources"].get("GPU", 0.0) for n in nodes]
+    total = sum(node_gpus)
+    if total == 0:
+        raise ConfigError(
+            f"--use-gpu: the cluster has no GPUs ({len(nodes)} node(s)); leave out --use-gpu "
+            f"to train on CPUs, or join a cluster with GPU nodes (--address)"
+        )
+    if num_workers * gpus > total or gpus > max(node_gpus):
+        raise ConfigError(
+            f"--use-gpu with {num_workers} worker(s) x --gpus-per-worker={gpus:g} does not "
+            f"fit: the cluster has {total:g} GPUs on {len(nodes)} node(s), at most "
+            f"{max(node_gpus):g} on one node"
+        )
 
 
 def check_storage(storage_path: str) -> None:

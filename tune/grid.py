@@ -33,8 +33,7 @@ def run(args, base: PretrainConfig, cells: list[dict], out: Path,
     print(f"grid: {len(cells)} cells, {len(cached)} cached, {len(todo)} to run", flush=True)
     rows, left, interrupted = [], 0, False
     if todo:
-        at_once = tuner.concurrency(args.workers_per_trial, args.cpus_per_worker,
-                                    args.max_concurrent)  # fmt: skip
+        at_once = tuner.trials_at_once(args)
         name = f"grid-{time.strftime('%Y%m%d-%H%M%S')}"
         fitted, interrupted = tuner.fit(tune.Tuner(
             tuner.trainable(args, base, out),

@@ -45,8 +45,7 @@ def run(args, base: PretrainConfig, space: dict[str, Param], out: Path) -> pd.Da
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=base.optim.epochs,
                                   grace_period=min(args.grace_epochs, base.optim.epochs),
                                   reduction_factor=2)  # fmt: skip
-        at_once = tuner.concurrency(args.workers_per_trial, args.cpus_per_worker,
-                                    args.max_concurrent)  # fmt: skip
+        at_once = tuner.trials_at_once(args)
         fitting = tune.Tuner(
             tuner.trainable(args, base, out),
             param_space=to_tune(space),

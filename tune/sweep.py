@@ -10,9 +10,15 @@ runs/sweep/{results.csv, results.parquet, summary.md, optuna.journal}.
     python tune/sweep.py [--data DIR] [--out DIR] [--preset sweep] [--set KEY=VALUE ...]
         [--search loss.tau --search loss.margin ...] [--space KEY=LOW:HIGH[:log]|A,B,C ...]
         [--space-file space.json] [--trials 5] [--grid] [--cells cells.json]
-        [--workers-per-trial 1] [--cpus-per-worker 1] [--address auto] [--resume]
+        [--workers-per-trial 1] [--cpus-per-worker 1] [--use-gpu [--gpus-per-worker 1]]
+        [--max-concurrent N] [--address auto] [--resume]
         [--confirm 3 [--confirm-protocol knn|linear|finetune|semi] [--confirm-fraction 0.1]
          [--confirm-epochs 24]]
+
+Each trial is a Ray Train run of --workers-per-trial workers (tune/train.py), each with
+--cpus-per-worker CPUs and, with --use-gpu, --gpus-per-worker GPUs (default 1; NCCL). As many
+trials run at once as the CPUs (less one for Ray Data) and the GPUs allow, at most
+--max-concurrent; a trial that cannot fit the cluster is refused before any starts.
 
 Grid mode (--grid) runs every cell of the space's values (choices, or a range's two ends),
 or the cells listed in --cells (a JSON list of {KEY: VALUE} dicts), with no searcher and no
@@ -116,9 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-epochs", type=int, default=2, help="ASHA: epochs before a stop")
     p.add_argument("--seed", type=int, default=0, help="Optuna sampler seed")
     p.add_argument("--max-concurrent", type=int, default=None, metavar="N",
-                   help="trials at once, at most (default: as many as the CPUs allow)")  # fmt: skip
+                   help="trials at once, at most (default: as many as the CPUs and, with "
+                   "--use-gpu, the GPUs allow)")  # fmt: skip
     p.add_argument("--workers-per-trial", type=int, default=1)
     p.add_argument("--cpus-per-worker", type=float, default=1)
+    p.add_argument("--use-gpu", action="store_true", help="train each trial's workers on "
+                   "GPUs (NCCL)")  # fmt: skip
+    p.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                   help="GPUs per worker with --use-gpu (default 1; a fraction shares one GPU "
+                   "between workers, and trials)")  # fmt: skip
     p.add_argument("--test-eval", choices=["best", "all", "none"], default=None,
                    help="score on the test split: the best trial (search default) or every "
                    "cell (grid default)")  # fmt: skip
@@ -181,6 +193,9 @@ def sweep(args) -> int:
                           f"protocol needs a share in (0, 1)")  # fmt: skip
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent={args.max_concurrent}: need at least 1")
+    from tune.cluster import worker_gpus
+
+    worker_gpus(args.use_gpu, args.gpus_per_worker)  # --gpus-per-worker without --use-gpu
     space = search_space(args)
     data = args.data if "://" in args.data else str(Path(args.data).expanduser().resolve())
     base = apply_overrides(  # an absolute data path: trials run in their own folders
@@ -210,9 +225,12 @@ def sweep(args) -> int:
     prepare_data(base)
 
     from tune import grid, study
-    from tune.cluster import connect
+    from tune.cluster import connect, plan_resources
 
     print(f"using {connect(args.address)}", flush=True)
+    # one trial's Train workers must fit the cluster (GPUs too): refused here, not in a trial
+    plan_resources(args.workers_per_trial, args.cpus_per_worker, args.use_gpu,
+                   gpus_per_worker=args.gpus_per_worker)  # fmt: skip
     t0 = time.time()
     table = study.run(args, base, space, out) if cells is None else grid.run(
         args, base, cells, out, space)  # fmt: skip

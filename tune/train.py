@@ -1,14 +1,21 @@
 """One MCC pretraining (+ evaluation) on Ray: Ray Data sampling, Ray Train DDP workers.
 
     python tune/train.py --data data/synthetic --out runs/ray1 [--preset small]
-        [--num-workers 1] [--cpus-per-worker 1] [--use-gpu] [--address auto]
-        [--max-failures 2] [--resume] [--set loss.tau=0.2 ...]
+        [--num-workers 1] [--cpus-per-worker 1] [--use-gpu [--gpus-per-worker 1]]
+        [--bn-mode per-worker|sync] [--address auto] [--max-failures 2] [--resume]
+        [--set loss.tau=0.2 ...]
 
 Without --address (and without RAY_ADDRESS) a local Ray sized to this machine is started;
 `--address auto` joins a running cluster, as does `ray job submit ... -- python tune/train.py`.
 Ray Train checkpoints go to --storage-path (default OUT/ray; on several nodes use a path every
 node reaches). The run folder OUT then holds what `python -m mcc pretrain` writes
 (config.json, metrics.jsonl, checkpoint.pt, result.json) plus the evaluation in OUT/eval-*.
+
+--use-gpu gives each worker --gpus-per-worker GPUs (default 1) and the NCCL backend; without
+it the workers train on CPUs over gloo. A worker trains on its device at the precision
+`auto` means there (mcc/device.py: bf16, or fp16 with a gradient scaler, on a GPU; fp32 on a
+CPU); result.json records the device and precision. --bn-mode sync (SyncBatchNorm) needs
+--use-gpu. The evaluation afterwards runs in this process, on its GPU when it has one.
 """
 
 from __future__ import annotations
@@ -67,25 +74,30 @@ def _trainer(
     run: WorkerRun,
     num_workers: int,
     cpus_per_worker: float,
-    use_gpu: bool,
+    gpus_per_worker: float,
     placement: str,
     max_failures: int,
     callbacks: list | None,
 ):
-    """The TorchTrainer of `run`: its workers, failure policy, checkpoints and logs."""
+    """The TorchTrainer of `run`: its workers (`gpus_per_worker` GPUs each, 0: CPU workers),
+    failure policy, checkpoints and logs. The process-group backend is named, not left to
+    Ray's guess: NCCL on GPUs, gloo on CPUs."""
     import ray.train
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
 
     from tune.worker import train_loop, worker_env
 
     storage, name = run.storage
+    use_gpu = gpus_per_worker > 0
+    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     return TorchTrainer(
         train_loop,
         train_loop_config={"run": run},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=num_workers,
             use_gpu=use_gpu,
-            resources_per_worker={"CPU": cpus_per_worker},
+            resources_per_worker=resources,
             placement_strategy=placement,
         ),
         run_config=ray.train.RunConfig(
@@ -116,9 +128,10 @@ def _final_checkpoint(result, storage: str, name: str):
     return final
 
 
-def _fill_run_folder(run: RunDir, final) -> list[dict]:
+def _fill_run_folder(run: RunDir, final) -> tuple[list[dict], dict]:
     """Copy the final checkpoint into the run folder and write metrics.jsonl from the history
-    it carries (every epoch's, resumed ones included); returns that history."""
+    it carries (every epoch's, resumed ones included); returns that history and the
+    checkpoint's training state."""
     from tune.worker import CHECKPOINT_FILE
 
     with final.as_directory() as d:
@@ -127,7 +140,7 @@ def _fill_run_folder(run: RunDir, final) -> list[dict]:
     run.truncate_metrics(0)
     for m in state.get("history", []):
         run.log(m)
-    return run.metrics()
+    return run.metrics(), state
 
 
 def run_pretraining(
@@ -137,6 +150,7 @@ def run_pretraining(
     num_workers: int = 1,
     cpus_per_worker: float = 1,
     use_gpu: bool = False,
+    gpus_per_worker: float | None = None,
     storage_path: str | None = None,
     bn_mode: str = "per-worker",
     max_failures: int = 2,
@@ -153,20 +167,23 @@ def run_pretraining(
 
     A Ray Train checkpoint is written every epoch; a worker that dies is restarted from the
     latest one (up to max_failures times), and resume=True continues a run whose whole job
-    was killed. `name` is the Ray Train run's name in the storage; `callbacks` go to its
+    was killed. use_gpu puts `gpus_per_worker` GPUs (default 1) in each worker and trains on
+    them over NCCL. `name` is the Ray Train run's name in the storage; `callbacks` go to its
     RunConfig (a sweep passes TuneReportCallback); objective='val_knn' adds the validation
     kNN top-1 to every epoch's metrics.
     """
     from mcc.config import to_dict
     from mcc.train import epoch_plan
-    from tune.cluster import check_storage, plan_resources
+    from tune.cluster import check_storage, plan_resources, worker_gpus
     from tune.data import read_train
     from tune.worker import WorkerRun, latest_checkpoint
 
     out = Path(out).resolve()
     storage = _storage(storage_path, out)
     _check_request(storage, name, resume, bn_mode, use_gpu)
-    sampling, data_cpus = plan_resources(num_workers, cpus_per_worker, use_gpu, sampling)
+    gpus = worker_gpus(use_gpu, gpus_per_worker)
+    sampling, data_cpus = plan_resources(num_workers, cpus_per_worker, use_gpu, sampling,
+                                         gpus_per_worker)  # fmt: skip
     check_storage(storage)
     manifest = read_manifest(cfg.data.path)
     found = latest_checkpoint(storage, name) if resume else None
@@ -178,7 +195,8 @@ def run_pretraining(
     raw, n = read_train(cfg)
     epoch_plan(n, cfg, 0, num_workers)  # too few samples for one step: the error, here
     print(
-        f"{n} training samples; {num_workers} worker(s) x {cpus_per_worker:g} CPU; "
+        f"{n} training samples; {num_workers} worker(s) x {cpus_per_worker:g} CPU"
+        f"{f' + {gpus:g} GPU' if gpus else ''}; "
         f"sampling in {'Ray Data tasks' if sampling == 'ray-data' else 'the workers'}; "
         f"checkpoints in {storage}/{name}",
         flush=True,
@@ -199,10 +217,10 @@ def run_pretraining(
         # Under Tune (callbacks given) tune/progress.py prints the epochs in the driver
         epoch_lines=not callbacks,
     )
-    trainer = _trainer(worker_run, num_workers, cpus_per_worker, use_gpu, placement,
+    trainer = _trainer(worker_run, num_workers, cpus_per_worker, gpus, placement,
                        max_failures, callbacks)  # fmt: skip
     final = _final_checkpoint(trainer.fit(), storage, name)
-    history = _fill_run_folder(run, final)
+    history, state = _fill_run_folder(run, final)
     summary = {
         "kind": "pretrain",
         "runner": "ray-train",
@@ -211,6 +229,11 @@ def run_pretraining(
         "epochs": cfg.optim.epochs,
         "workers": num_workers,
         "cpus_per_worker": cpus_per_worker,
+        "use_gpu": use_gpu,
+        "gpus_per_worker": gpus,
+        # what the workers computed on (rank 0's device) and at, as the checkpoint records
+        "device": state.get("device"),
+        "precision": state.get("precision"),
         "sampling": sampling,
         "bn_mode": bn_mode,
         "final": history[-1] if history else {},
@@ -235,7 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help=SET_HELP)
     p.add_argument("--num-workers", type=int, default=1)
     p.add_argument("--cpus-per-worker", type=float, default=1)
-    p.add_argument("--use-gpu", action="store_true")
+    p.add_argument("--use-gpu", action="store_true", help="train on GPUs (NCCL): each "
+                   "worker holds --gpus-per-worker of them")  # fmt: skip
+    p.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                   help="GPUs per worker with --use-gpu (default 1; a fraction shares "
+                   "one GPU between workers)")  # fmt: skip
     p.add_argument("--bn-mode", choices=["per-worker", "sync"], default="per-worker",
                    help="batch-norm statistics per worker, or synced (GPU only)")  # fmt: skip
     p.add_argument("--sampling", choices=["auto", "ray-data", "worker"], default="auto",
@@ -273,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             num_workers=args.num_workers,
             cpus_per_worker=args.cpus_per_worker,
             use_gpu=args.use_gpu,
+            gpus_per_worker=args.gpus_per_worker,
             storage_path=args.storage_path,
             bn_mode=args.bn_mode,
             max_failures=args.max_failures,

@@ -47,9 +47,11 @@ def trial_config(base: PretrainConfig, params: dict) -> PretrainConfig:
     return apply_overrides(base, {k: str(v) for k, v in params.items()})
 
 
-def run_trial(config: dict, base: dict, out: str, workers: int, cpus: float) -> None:
-    """A Tune trial (Train V2: a function that builds and fits a TorchTrainer). Each epoch of
-    the Train run becomes one Tune iteration through TuneReportCallback."""
+def run_trial(config: dict, base: dict, out: str, workers: int, cpus: float,
+              use_gpu: bool = False, gpus: float | None = None) -> None:  # fmt: skip
+    """A Tune trial (Train V2: a function that builds and fits a TorchTrainer of `workers`
+    workers, `cpus` CPUs and with use_gpu `gpus` GPUs each). Each epoch of the Train run
+    becomes one Tune iteration through TuneReportCallback."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from tune.train import run_pretraining
@@ -62,6 +64,8 @@ def run_trial(config: dict, base: dict, out: str, workers: int, cpus: float) -> 
         Path(out) / "trials" / name,
         num_workers=workers,
         cpus_per_worker=cpus,
+        use_gpu=use_gpu,
+        gpus_per_worker=gpus,
         storage_path=str(Path(out) / "train"),
         name=name,
         resume=True,  # a restored trial continues its own Train run

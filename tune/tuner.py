@@ -14,19 +14,31 @@ import ray
 from ray import tune
 
 from mcc.config import PretrainConfig, flatten, to_dict
-from tune.cluster import TRIAL_DRIVER
+from tune.cluster import TRIAL_DRIVER, worker_gpus
 from tune.progress import EpochLines
 from tune.scoring import add_test_scores
 from tune.summary import write_summary
 from tune.trial import METRIC, Interrupted, cell_name, run_trial
 
 
-def concurrency(workers: int, cpus: float, limit: int | None = None) -> int:
-    """Trials at once: the cluster's CPUs, less one for Ray Data, over one trial's workers
-    (at most `limit`, the --max-concurrent of the command line)."""
-    total = ray.cluster_resources().get("CPU", 1)
-    fit = max(1, int((total - 1) // (workers * cpus)))
+def concurrency(workers: int, cpus: float, limit: int | None = None, gpus: float = 0.0,
+                resources: dict | None = None) -> int:  # fmt: skip
+    """Trials at once: as many as the CPUs allow (the cluster's, less one for Ray Data, over
+    one trial's workers) and, with `gpus` GPUs per worker, as many as the GPUs allow; at
+    least 1 and at most `limit` (the --max-concurrent of the command line). `resources` is
+    the cluster's (default: ray.cluster_resources())."""
+    res = ray.cluster_resources() if resources is None else resources
+    fit = int((res.get("CPU", 1) - 1) // (workers * cpus))
+    if gpus > 0:
+        fit = min(fit, int(res.get("GPU", 0) // (workers * gpus)))
+    fit = max(1, fit)
     return min(fit, limit) if limit else fit
+
+
+def trials_at_once(args) -> int:
+    """`concurrency` for a sweep's command line (its workers, CPUs and GPUs per trial)."""
+    gpus = worker_gpus(args.use_gpu, args.gpus_per_worker)
+    return concurrency(args.workers_per_trial, args.cpus_per_worker, args.max_concurrent, gpus)
 
 
 def driver_resources() -> dict:
@@ -39,11 +51,12 @@ def driver_resources() -> dict:
 
 
 def trainable(args, base: PretrainConfig, out: Path):
-    """`run_trial` bound to the base config and the sweep folder, with a driver's resources."""
+    """`run_trial` bound to the base config, the sweep folder and the Train workers' resources
+    (the driver's own are `driver_resources`)."""
     workers, cpus = args.workers_per_trial, args.cpus_per_worker
     return tune.with_resources(
         tune.with_parameters(run_trial, base=to_dict(base), out=str(out), workers=workers,
-                             cpus=cpus),
+                             cpus=cpus, use_gpu=args.use_gpu, gpus=args.gpus_per_worker),
         driver_resources(),
     )  # fmt: skip
 

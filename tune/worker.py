@@ -1,11 +1,18 @@
 """The Ray Train worker: MCC pretraining under DDP, calling `mcc.train` unchanged.
 
-Every worker builds the same model from the same seed (DDP also broadcasts rank 0's weights),
-restores the latest Ray Train checkpoint if there is one, and runs `mcc.train.run_epoch` with
+Every worker builds the same model from the same seed (DDP also broadcasts rank 0's weights)
+on its device (`ray.train.torch.get_device()`: its GPU with --use-gpu, else the CPU), restores
+the latest Ray Train checkpoint if there is one, and runs `mcc.train.run_epoch` with
  - the all-gather for keys, so every worker's queue receives the keys of all workers in the
    same order and the queues stay identical (checked each epoch: `queue_spread`),
  - the batch-norm mode (`per-worker`, or `sync` with SyncBatchNorm),
- - a sum over workers of the epoch's tallies, so the reported loss is the global mean.
+ - a sum over workers of the epoch's tallies, so the reported loss is the global mean,
+ - the worker's precision (`mcc.device.Amp`: bf16 or fp16 with a gradient scaler on a GPU,
+   fp32 on the CPU), kept across epochs and in the checkpoints.
+These go through `Collectives`, the worker's only torch.distributed calls, with every tensor
+on the worker's device (NCCL, the GPU backend, takes CUDA tensors only); they run whenever
+Ray Train has set up the process group, which it does for one worker too, so a 1-GPU run
+exercises NCCL as an N-GPU one does.
 Rank 0 writes the checkpoint (mcc's format, `checkpoint.pt`, plus the metrics of every epoch
 so far) and every rank reports.
 
@@ -32,10 +39,10 @@ import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 
 from mcc.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mcc.config import PretrainConfig
+from mcc.device import Amp, describe
 from mcc.layouts import Layout
 from mcc.train import (
     build_training,
@@ -45,6 +52,7 @@ from mcc.train import (
     restore_training,
     run_epoch,
     seed_everything,
+    to_device,
     training_state,
     use_bn_mode,
 )
@@ -53,31 +61,61 @@ from tune.data import epoch_batches, epochs_ahead, local_samples
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-def _all_gather(x: torch.Tensor) -> torch.Tensor:
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
+def on_device(x: torch.Tensor, device: torch.device) -> bool:
+    """Whether `x` lives on `device` (a device without an index: any of its kind)."""
+    return x.device.type == device.type and device.index in (None, x.device.index)
 
 
-def _sum_over_workers(tally: dict[str, float]) -> dict[str, float]:
-    keys = sorted(tally)
-    t = torch.tensor([tally[k] for k in keys], dtype=torch.float64)
-    dist.all_reduce(t)
-    return dict(zip(keys, t.tolist()))
+class Collectives:
+    """The worker's torch.distributed calls, with every tensor on `device`, the worker's: NCCL
+    (the GPU backend) refuses CPU tensors, so a tensor left on the CPU would fail a GPU run
+    at its first collective. Each call checks that first and names the tensor."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def check(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        if not on_device(x, self.device):
+            raise RuntimeError(
+                f"{what} is on {x.device}, not on this worker's device {self.device}: "
+                f"torch.distributed collectives (NCCL on GPUs) take tensors on the worker's "
+                f"device"
+            )
+        return x
+
+    def gather(self, x: torch.Tensor, what: str = "a tensor to all-gather") -> torch.Tensor:
+        """Every worker's `x`, concatenated in rank order (the same on every worker)."""
+        x = self.check(x, what).contiguous()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        return torch.cat(parts)
+
+    def total(self, tally: dict[str, float]) -> dict[str, float]:
+        """Each tally summed over the workers (float64: counts and sums stay exact)."""
+        keys = sorted(tally)
+        t = torch.tensor([tally[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(self.check(t, "the epoch's tallies"))
+        return dict(zip(keys, t.tolist()))
+
+    def queue_spread(self, net) -> float:
+        """Largest difference between this worker's queue and any other worker's (0: the
+        same)."""
+        if net.queue is None:
+            return 0.0
+        q = torch.cat([net.queue.keys.flatten().double(), net.queue.ids.double()])
+        all_q = self.gather(q.unsqueeze(0), "the queue")
+        return float((all_q - all_q[0]).abs().max())
+
+    def count_nodes(self, node_id: str) -> int:
+        """How many distinct Ray nodes the workers run on (`node_id`: this worker's, hex).
+        Ray node ids, not node ranks: Train ranks nodes by IP, and test clusters share one."""
+        node = torch.tensor([int(node_id[:15], 16)], device=self.device)
+        return len(set(self.gather(node, "the node id").tolist()))
 
 
-def _queue_spread(net) -> float:
-    """Largest difference between this worker's queue and any other worker's (0: identical)."""
-    if net.queue is None or not dist.is_initialized():
-        return 0.0
-    q = torch.cat([net.queue.keys.flatten().double(), net.queue.ids.double()])
-    all_q = _all_gather(q.unsqueeze(0))
-    return float((all_q - all_q[0]).abs().max())
-
-
-def _to_device(batches, device):
-    for b in batches:
-        yield {k: v.to(device, non_blocking=True) for k, v in b.items()}
+def collectives(device: torch.device) -> Collectives | None:
+    """The worker's Collectives, or None outside a process group (nothing to share)."""
+    return Collectives(device) if dist.is_available() and dist.is_initialized() else None
 
 
 FAULT_ENV = "MCC_FAULT"
@@ -164,9 +202,12 @@ def latest_checkpoint(storage_path: str, name: str) -> tuple[ray.train.Checkpoin
 class ValidationKnn:
     """The sweep's objective: kNN top-1 (%) of the pooled backbone features on the seeded
     validation split carved from the training split (never the test split), with the
-    pretraining split as the labelled bank. Computed on rank 0 after each epoch."""
+    pretraining split as the labelled bank. Computed on rank 0 after each epoch, on its
+    device."""
 
-    def __init__(self, cfg: PretrainConfig, eval_overrides: dict) -> None:
+    def __init__(
+        self, cfg: PretrainConfig, eval_overrides: dict, device: torch.device | None = None
+    ) -> None:
         from mcc.config import EvalConfig, apply_overrides
         from mcc.data import load_splits
 
@@ -175,19 +216,20 @@ class ValidationKnn:
         self.model_cfg = cfg.model
         self.splits = load_splits(cfg.data)
         self.cfg = apply_overrides(EvalConfig(), {"data.path": cfg.data.path, **eval_overrides})
+        self.device = device or torch.device("cpu")
 
     def __call__(self, encoder) -> float:
         from mcc.knn import knn
         from mcc.models import build_encoder
 
         m = self.splits.manifest
-        # a plain CPU encoder with the live weights: kNN inputs are on the CPU, and kNN
-        # recomputes batch-norm statistics, which a SyncBatchNorm (bn_mode sync) would try to
-        # share with workers that are not scoring. Its random init must not draw from the
-        # training's random stream.
+        # a plain encoder with the live weights, on the worker's device: kNN recomputes
+        # batch-norm statistics, which a SyncBatchNorm (bn_mode sync) would try to share with
+        # workers that are not scoring. Its random init (on the CPU, then moved) must not
+        # draw from the training's random stream.
         with torch.random.fork_rng(devices=[]):
-            enc = build_encoder(self.model_cfg, m.layout)
-        enc.load_state_dict({k: v.detach().cpu() for k, v in encoder.state_dict().items()})
+            enc = build_encoder(self.model_cfg, m.layout).to(self.device)
+        enc.load_state_dict({k: v.detach() for k, v in encoder.state_dict().items()})
         with torch.no_grad():
             res = knn(enc, self.splits.train, self.splits.val, self.cfg, m.max_bodies,
                       len(m.classes))  # fmt: skip
@@ -229,7 +271,9 @@ class WorkerRun:
 @dataclass
 class Worker:
     """One worker's training state: `model` is the plain module (queue, encoder, weights to
-    save), `ddp` what trains (the DDP wrapper when there are several workers)."""
+    save), `ddp` what trains (the DDP wrapper when there are several workers), `amp` the
+    precision of every step (its fp16 gradient scaler lives across steps and checkpoints),
+    `comm` the collectives (None outside a process group)."""
 
     model: torch.nn.Module
     ddp: torch.nn.Module
@@ -240,36 +284,43 @@ class Worker:
     rank: int
     world: int
     nodes: int
+    device: torch.device
+    amp: Amp
+    comm: Collectives | None
 
 
-def restore(run: WorkerRun) -> tuple[Any, Any, Any, int, list[dict]]:
-    """Model, optimiser and schedule, from the newest checkpoint in the storage when there is
-    one: it holds every checkpoint Ray Train recorded and the ones it had not yet recorded
-    when a worker or the job was killed. Also the first epoch to run and the history."""
+def restore(run: WorkerRun, device: torch.device, amp: Amp) -> tuple[Any, ...]:
+    """Model (in the run's batch-norm mode, on `device`), optimiser and schedule, from the
+    newest checkpoint in the storage when there is one: it holds every checkpoint Ray Train
+    recorded and the ones it had not yet recorded when a worker or the job was killed. Also
+    the first epoch to run and the history; `amp` takes the checkpoint's gradient scaler."""
     seed_everything(run.cfg.seed)
     model, opt, sched = build_training(run.cfg, run.layout)
+    # on the device before the optimiser's state loads: that state follows the parameters
+    model = use_bn_mode(model, run.bn_mode).to(device)
     found = latest_checkpoint(*run.storage)
     if found is None:
         return model, opt, sched, 0, []
     state = found[1]
-    start = restore_training(state, run.cfg, model, opt, sched, state["path"])
+    start = restore_training(state, run.cfg, model, opt, sched, state["path"], amp)
     return model, opt, sched, start, state.get("history", [])[:start]
 
 
 def setup(run: WorkerRun, rank: int, world: int) -> Worker:
-    """Restore or build the model, put it on this worker's device and wrap it for DDP."""
+    """Restore or build the model on this worker's device, wrap it for DDP (Ray's
+    prepare_model: device_ids on a GPU, no wrapper for one worker) and count the nodes."""
     torch.set_num_threads(run.threads)
-    model, opt, sched, start, history = restore(run)
-    model = use_bn_mode(model, run.bn_mode).to(ray.train.torch.get_device())
-    ddp = model
-    if world > 1:
-        # Buffers are not broadcast: the queue is kept identical by the all-gather, and
-        # per-worker batch-norm statistics are what bn_mode=per-worker means.
-        ddp = DistributedDataParallel(model, broadcast_buffers=False)
-    # Ray node ids, not node ranks: Train ranks nodes by IP, and test clusters share one IP.
-    node = torch.tensor([int(ray.get_runtime_context().get_node_id()[:15], 16)])
-    nodes = len(set((_all_gather if world > 1 else identity)(node).tolist()))
-    return Worker(model, ddp, opt, sched, start, history, rank, world, nodes)
+    device = ray.train.torch.get_device()
+    amp = Amp.create(device, run.cfg.precision)
+    model, opt, sched, start, history = restore(run, device, amp)
+    # Buffers are not broadcast: the queue is kept identical by the all-gather, and
+    # per-worker batch-norm statistics are what bn_mode=per-worker means.
+    ddp = ray.train.torch.prepare_model(
+        model, parallel_strategy_kwargs={"broadcast_buffers": False}
+    )
+    comm = collectives(device)
+    nodes = comm.count_nodes(ray.get_runtime_context().get_node_id()) if comm else 1
+    return Worker(model, ddp, opt, sched, start, history, rank, world, nodes, device, amp, comm)
 
 
 def epoch_streams(run: WorkerRun, w: Worker) -> Iterator[Iterator[dict]]:
@@ -294,8 +345,9 @@ def epoch_streams(run: WorkerRun, w: Worker) -> Iterator[Iterator[dict]]:
 
 def train_epoch(w: Worker, batches, cfg: PretrainConfig, epoch: int, bn_mode: str) -> dict:
     """One epoch of `mcc.train.run_epoch` across the workers (all-gathered keys, tallies
-    summed over workers) and its metrics, with the queue check and where this process began."""
-    several = w.world > 1
+    summed over workers) and its metrics, with the queue check and where this process began.
+    `batches` are on the worker's device."""
+    comm = w.comm
     metrics = run_epoch(
         w.ddp,
         w.opt,
@@ -303,11 +355,12 @@ def train_epoch(w: Worker, batches, cfg: PretrainConfig, epoch: int, bn_mode: st
         batches,
         cfg,
         epoch,
-        gather=_all_gather if several else identity,
+        gather=comm.gather if comm else identity,
         bn_mode=bn_mode,
-        total=_sum_over_workers if several else None,
+        total=comm.total if comm else None,
+        amp=w.amp,
     )
-    metrics["queue_spread"] = _queue_spread(w.model)
+    metrics["queue_spread"] = comm.queue_spread(w.model) if comm else 0.0
     metrics["workers"] = w.world
     metrics["nodes"] = w.nodes
     metrics["started_at_epoch"] = w.start  # > 0: this process resumed from a checkpoint
@@ -324,7 +377,7 @@ def report_epoch(run: WorkerRun, w: Worker, epoch: int, metrics: dict) -> None:
         checkpoint = None
         if w.rank == 0:
             state = training_state(run.cfg, run.layout, run.bodies, epoch, w.model, w.opt,
-                                   w.sched)  # fmt: skip
+                                   w.sched, w.amp)  # fmt: skip
             state["history"] = w.history  # the epochs' metrics travel with the checkpoint
             save_checkpoint(Path(d) / CHECKPOINT_FILE, state)
             checkpoint = ray.train.Checkpoint.from_directory(d)
@@ -338,16 +391,19 @@ def train_loop(config: dict) -> None:
     ctx = ray.train.get_context()
     w = setup(run, ctx.get_world_rank(), ctx.get_world_size())
     epochs = epoch_streams(run, w)
+    if w.rank == 0 and run.epoch_lines:
+        print(f"workers on {describe(w.device)} (rank 0), precision {w.amp.precision}",
+              flush=True)  # fmt: skip
     objective = None
     if run.objective == "val_knn" and w.rank == 0:
-        objective = ValidationKnn(run.cfg, run.eval_overrides)
+        objective = ValidationKnn(run.cfg, run.eval_overrides, w.device)
     if w.start >= run.cfg.optim.epochs and w.history:
         # Nothing left to train (a resumed run that had finished): report the last epoch
         # again, so a Tune trial restored around this run still gets its final metrics.
         ray.train.report(w.history[-1])
-    fault, device = fault_from_env(), ray.train.torch.get_device()
+    fault = fault_from_env()
     for epoch, batches in zip(range(w.start, run.cfg.optim.epochs), epochs):
-        batches = _to_device(_inject(batches, fault, epoch, w.rank), device)
+        batches = to_device(_inject(batches, fault, epoch, w.rank), w.device)
         metrics = train_epoch(w, batches, run.cfg, epoch, run.bn_mode)
         if objective is not None:
             metrics["val_knn_top1"] = objective(w.model.encoder)
