@@ -137,7 +137,9 @@ def nodes(*gpus: float) -> list[dict]:
 
 def test_gpu_requests_that_cannot_fit_are_refused():
     cluster.check_gpus(2, 1.0, nodes(1, 1))
-    cluster.check_gpus(4, 0.5, nodes(1, 1))
+    cluster.check_gpus(1, 0.5, nodes(1))  # sweep trials sharing a GPU
+    with pytest.raises(ConfigError, match="workers of one run may not share a GPU"):
+        cluster.check_gpus(4, 0.5, nodes(1, 1))
     cluster.check_gpus(3, 0, nodes(0))  # CPU workers: no GPU needed
     with pytest.raises(ConfigError, match=r"^--use-gpu: the cluster has no GPUs \(2 node"):
         cluster.check_gpus(1, 1.0, nodes(0, 0))
@@ -167,10 +169,10 @@ def test_the_trainer_of_a_gpu_run_names_nccl_and_the_gpus(tiny_data):
     run = WorkerRun(cfg=tiny_cfg(tiny_data), layout=m.layout, bodies=m.max_bodies, raw=None,
                     num_samples=32, storage=("/tmp/unused", "r"), sampling="worker",
                     data_cpus=0.0, bn_mode="sync", threads=1)  # fmt: skip
-    gpu = _trainer(run, 2, 4, 0.5, "PACK", 0, None)
+    gpu = _trainer(run, 2, 4, 1.0, "PACK", 0, None)
     assert gpu.backend_config.backend == "nccl"
     assert gpu.scaling_config.use_gpu
-    assert gpu.scaling_config.resources_per_worker == {"CPU": 4, "GPU": 0.5}
+    assert gpu.scaling_config.resources_per_worker == {"CPU": 4, "GPU": 1.0}
     cpu = _trainer(run, 1, 1, 0.0, "PACK", 0, None)
     assert cpu.backend_config.backend == "gloo" and not cpu.scaling_config.use_gpu
     assert cpu.scaling_config.resources_per_worker == {"CPU": 1}

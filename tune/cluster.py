@@ -78,7 +78,7 @@ def alive_nodes() -> list[dict]:
 
 def worker_gpus(use_gpu: bool, gpus_per_worker: float | None) -> float:
     """The GPUs each Train worker holds: none without --use-gpu, else --gpus-per-worker
-    (default 1; a fraction shares a GPU between workers)."""
+    (default 1; a fraction lets 1-worker runs, e.g. sweep trials, share a GPU)."""
     if not use_gpu:
         if gpus_per_worker is not None:
             raise ConfigError(f"--gpus-per-worker={gpus_per_worker:g}: add --use-gpu")
@@ -136,9 +136,16 @@ def plan_resources(
 
 def check_gpus(num_workers: int, gpus: float, nodes: list[dict]) -> None:
     """ConfigError unless `num_workers` workers of `gpus` GPUs each (0: none) fit `nodes`:
-    in total, and each worker's share on one node."""
+    in total, and each worker's share on one node. A fraction of a GPU is for 1-worker runs
+    (trials sharing a GPU): NCCL refuses two ranks of one process group on the same GPU."""
     if gpus <= 0:
         return
+    if gpus < 1 and num_workers > 1:
+        raise ConfigError(
+            f"--gpus-per-worker={gpus:g} with {num_workers} workers: workers of one run may "
+            f"not share a GPU (NCCL refuses two ranks on one device); use whole GPUs, or one "
+            f"worker per run"
+        )
     node_gpus = [n["Resources"].get("GPU", 0.0) for n in nodes]
     total = sum(node_gpus)
     if total == 0:

@@ -129,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--use-gpu", action="store_true", help="train each trial's workers on "
                    "GPUs (NCCL)")  # fmt: skip
     p.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
-                   help="GPUs per worker with --use-gpu (default 1; a fraction shares one GPU "
-                   "between workers, and trials)")  # fmt: skip
+                   help="GPUs per worker with --use-gpu (default 1; with one worker per "
+                   "trial a fraction lets trials share a GPU)")  # fmt: skip
     p.add_argument("--test-eval", choices=["best", "all", "none"], default=None,
                    help="score on the test split: the best trial (search default) or every "
                    "cell (grid default)")  # fmt: skip

@@ -261,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--use-gpu", action="store_true", help="train on GPUs (NCCL): each "
                    "worker holds --gpus-per-worker of them")  # fmt: skip
     p.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
-                   help="GPUs per worker with --use-gpu (default 1; a fraction shares "
-                   "one GPU between workers)")  # fmt: skip
+                   help="GPUs per worker with --use-gpu (default 1; a fraction only for "
+                   "one worker: workers of a run may not share a GPU)")  # fmt: skip
     p.add_argument("--bn-mode", choices=["per-worker", "sync"], default="per-worker",
                    help="batch-norm statistics per worker, or synced (GPU only)")  # fmt: skip
     p.add_argument("--sampling", choices=["auto", "ray-data", "worker"], default="auto",
