@@ -42,6 +42,11 @@ if TYPE_CHECKING:
     from tune.worker import WorkerRun
 
 RUN_NAME = "pretrain"
+SAMPLING = {
+    "ray-data": "Ray Data, streamed",
+    "worker": "in the workers, streamed from the shards",
+    "exact": "exact (materialized and sorted into the single-process batches; small data)",
+}
 
 
 def _storage(storage_path: str | None, out: Path) -> str:
@@ -70,8 +75,21 @@ def _check_request(storage: str, name: str, resume: bool, bn_mode: str, use_gpu:
         )
 
 
+def data_config():
+    """Split the "train" dataset over the workers in equal parts (DDP: the same step count
+    everywhere, with drop_last) and keep its block order, so the same seed and worker count
+    give the same batches."""
+    import ray.train
+    from ray.data import ExecutionOptions
+
+    return ray.train.DataConfig(
+        datasets_to_split=["train"], execution_options=ExecutionOptions(preserve_order=True)
+    )
+
+
 def _trainer(
     run: WorkerRun,
+    dataset,
     num_workers: int,
     cpus_per_worker: float,
     gpus_per_worker: float,
@@ -88,6 +106,9 @@ def _trainer(
     from tune.worker import train_loop, worker_env
 
     storage, name = run.storage
+    data = {}
+    if run.sampling == "ray-data":
+        data = {"datasets": {"train": dataset}, "dataset_config": data_config()}
     use_gpu = gpus_per_worker > 0
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     return TorchTrainer(
@@ -111,6 +132,7 @@ def _trainer(
             # stay in its log files; the console gets warnings and our epoch lines
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
+        **data,
     )
 
 
@@ -175,7 +197,7 @@ def run_pretraining(
     from mcc.config import to_dict
     from mcc.train import epoch_plan
     from tune.cluster import check_storage, plan_resources, worker_gpus
-    from tune.data import read_train
+    from tune.data import read_train, split_keys, stream_train
     from tune.worker import WorkerRun, latest_checkpoint
 
     out = Path(out).resolve()
@@ -192,12 +214,17 @@ def run_pretraining(
     run = RunDir(out)
     run.write_config(to_dict(cfg))
     t0 = time.time()
-    raw, n = read_train(cfg)
+    keys = split_keys(cfg.data)  # metadata columns only
+    n = len(keys.train)
     epoch_plan(n, cfg, 0, num_workers)  # too few samples for one step: the error, here
+    raw = dataset = None
+    if sampling == "exact":
+        raw, n = read_train(cfg)
+    elif sampling == "ray-data":
+        dataset = stream_train(cfg, keys.carved)
     print(
         f"{n} training samples; {num_workers} worker(s) x {cpus_per_worker:g} CPU"
-        f"{f' + {gpus:g} GPU' if gpus else ''}; "
-        f"sampling in {'Ray Data tasks' if sampling == 'ray-data' else 'the workers'}; "
+        f"{f' + {gpus:g} GPU' if gpus else ''}; sampling: {SAMPLING[sampling]}; "
         f"checkpoints in {storage}/{name}",
         flush=True,
     )
@@ -206,6 +233,7 @@ def run_pretraining(
         layout=manifest.layout,
         bodies=manifest.max_bodies,
         raw=raw,
+        keys=keys.train if sampling == "worker" else None,
         num_samples=n,
         storage=(storage, name),
         sampling=sampling,
@@ -217,7 +245,7 @@ def run_pretraining(
         # Under Tune (callbacks given) tune/progress.py prints the epochs in the driver
         epoch_lines=not callbacks,
     )
-    trainer = _trainer(worker_run, num_workers, cpus_per_worker, gpus, placement,
+    trainer = _trainer(worker_run, dataset, num_workers, cpus_per_worker, gpus, placement,
                        max_failures, callbacks)  # fmt: skip
     final = _final_checkpoint(trainer.fit(), storage, name)
     history, state = _fill_run_folder(run, final)
@@ -265,9 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "one worker: workers of a run may not share a GPU)")  # fmt: skip
     p.add_argument("--bn-mode", choices=["per-worker", "sync"], default="per-worker",
                    help="batch-norm statistics per worker, or synced (GPU only)")  # fmt: skip
-    p.add_argument("--sampling", choices=["auto", "ray-data", "worker"], default="auto",
-                   help="where clips are sampled; auto: Ray Data tasks when a CPU is left "
-                   "after the workers, else in the workers")  # fmt: skip
+    p.add_argument("--sampling", choices=["auto", "ray-data", "worker", "exact"],
+                   default="auto", help="how clips reach the workers; auto: streamed by Ray "
+                   "Data when a CPU is left after the workers, else streamed by each worker "
+                   "from the shards; exact: the batches of `python -m mcc pretrain` with the "
+                   "same seed (materializes the split: small data only)")  # fmt: skip
     p.add_argument("--spread", action="store_true", help="place workers on different nodes")
     p.add_argument("--storage-path", help="Ray Train checkpoints (default OUT/ray); a shared "
                    "folder or a URI such as s3://bucket/runs on several nodes")  # fmt: skip
