@@ -99,11 +99,12 @@ def plan_resources(
     """Check that the Train workers fit the cluster and decide where sampling runs.
 
     Returns (sampling, data_cpus). Ray Data tasks need CPUs the workers do not hold: if at
-    least one CPU is left after the workers, sampling runs in Ray Data tasks of up to one CPU
-    each; if not (e.g. 2 workers x 1 CPU on a 2-CPU machine), the tasks would wait forever
-    for a CPU, so each worker samples its own batches in-process with the same functions.
-    Raises ConfigError at once when the workers cannot be placed (CPUs, or with use_gpu
-    `worker_gpus` GPUs each), instead of waiting.
+    least one CPU is left after the workers, the training split streams through Ray Data
+    ('ray-data'); if not (e.g. 2 workers x 1 CPU on a 2-CPU machine), its tasks would wait
+    forever for a CPU, so each worker streams its own rows from the shards ('worker').
+    'exact' (opt-in, small data: the single-process batches) also runs Ray Data tasks, of up
+    to `data_cpus` CPUs each. Raises ConfigError at once when the workers cannot be placed
+    (CPUs, or with use_gpu `worker_gpus` GPUs each), instead of waiting.
     """
     if num_workers < 1:
         raise ConfigError(f"--num-workers={num_workers}: need at least 1")
@@ -123,15 +124,15 @@ def plan_resources(
     free = total - need
     if sampling == "auto":
         sampling = "ray-data" if free >= 1 else "worker"
-    if sampling == "ray-data" and free <= 0:
+    if sampling not in ("ray-data", "worker", "exact"):
+        raise ConfigError(f"--sampling={sampling!r}: choose auto, ray-data, worker or exact")
+    if sampling in ("ray-data", "exact") and free <= 0:
         raise ConfigError(
-            f"--sampling=ray-data needs a CPU the workers do not hold; the workers take all "
+            f"--sampling={sampling} needs a CPU the workers do not hold; the workers take all "
             f"{total:g}. Use fewer workers, --cpus-per-worker below {total / num_workers:g}, "
             f"or --sampling=worker"
         )
-    if sampling not in ("ray-data", "worker"):
-        raise ConfigError(f"--sampling={sampling!r}: choose auto, ray-data or worker")
-    return sampling, min(1.0, free) if sampling == "ray-data" else 0.0
+    return sampling, min(1.0, free) if sampling != "worker" else 0.0
 
 
 def check_gpus(num_workers: int, gpus: float, nodes: list[dict]) -> None:

@@ -48,7 +48,6 @@ from mcc.train import (
     build_training,
     epoch_line,
     identity,
-    pretrain_batches,
     restore_training,
     run_epoch,
     seed_everything,
@@ -56,7 +55,7 @@ from mcc.train import (
     training_state,
     use_bn_mode,
 )
-from tune.data import epoch_batches, epochs_ahead, local_samples
+from tune.data import epoch_batches, epochs_ahead, stream_epoch, worker_epoch
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -256,15 +255,18 @@ class WorkerRun:
     cfg: PretrainConfig
     layout: Layout
     bodies: int  # the dataset's most bodies per sample: every clip is padded to it
-    raw: Any  # the training rows: a materialized ray.data.Dataset (tune.data.read_train)
     num_samples: int
     storage: tuple[str, str]  # (storage path, Train run name): where the checkpoints are
-    sampling: str  # ray-data (Ray Data tasks) | worker (in this process)
-    data_cpus: float  # CPUs for the Ray Data tasks of each worker's epochs
+    # ray-data: the trainer's "train" dataset, streamed | worker: read by each worker |
+    # exact: `raw` sorted into `python -m mcc pretrain`'s batches (small data)
+    sampling: str
+    data_cpus: float  # CPUs for the Ray Data tasks of each worker's epochs (exact)
     bn_mode: str  # per-worker | sync
     threads: int  # torch threads per worker
     objective: str | None = None  # val_knn: score each epoch on the validation carve
     eval_overrides: dict = field(default_factory=dict)  # the objective's EvalConfig values
+    raw: Any = None  # exact: the materialized training rows (tune.data.read_train)
+    keys: Any = None  # worker: the sorted int64 keys of the pretraining rows
     epoch_lines: bool = True  # print one line per epoch (under Tune tune/progress.py does)
 
 
@@ -324,22 +326,28 @@ def setup(run: WorkerRun, rank: int, world: int) -> Worker:
 
 
 def epoch_streams(run: WorkerRun, w: Worker) -> Iterator[Iterator[dict]]:
-    """This worker's batches of each epoch from w.start on: sampled in this process from
-    all samples (sampling=worker), or by Ray Data tasks."""
+    """This worker's batches of each epoch from w.start on (tune/data.py: the three
+    samplings), produced by one background thread that runs ahead across epoch boundaries,
+    so the next epoch's first batches are ready when the current epoch's last one ends."""
     cfg, stop = run.cfg, run.cfg.optim.epochs
-    if run.sampling == "worker":
-        samples = local_samples(run.raw, run.num_samples, cfg, run.layout)
-        coords = run.layout.coord_channels
-        return (
-            pretrain_batches(samples, cfg, e, run.bodies, coords, w.rank, w.world)
-            for e in range(w.start, stop)
-        )
+    if run.sampling == "ray-data":
+        shard = ray.train.get_dataset_shard("train")
 
-    def stream(epoch: int):
-        return epoch_batches(run.raw, run.num_samples, cfg, run.layout, run.bodies, epoch,
-                             w.rank, w.world, run.data_cpus)  # fmt: skip
+        def stream(epoch: int):
+            return stream_epoch(shard, cfg, run.layout, run.bodies, epoch, w.rank)
 
-    # enough batches ahead to cover the next epoch's sort (about 5 s here)
+    elif run.sampling == "worker":
+
+        def stream(epoch: int):
+            return worker_epoch(cfg, run.keys, run.layout, run.bodies, epoch, w.rank, w.world)
+
+    else:
+
+        def stream(epoch: int):
+            return epoch_batches(run.raw, run.num_samples, cfg, run.layout, run.bodies, epoch,
+                                 w.rank, w.world, run.data_cpus)  # fmt: skip
+
+    # enough batches ahead to cover the next epoch's start (the exact mode's sort: ~5 s here)
     return epochs_ahead(stream, w.start, stop, depth=max(8, 512 // cfg.optim.batch_size))
 
 
