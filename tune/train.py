@@ -89,15 +89,16 @@ def data_config():
 
 def _trainer(
     run: WorkerRun,
-    dataset,
     num_workers: int,
     cpus_per_worker: float,
     gpus_per_worker: float,
     placement: str,
     max_failures: int,
     callbacks: list | None,
+    dataset=None,
 ):
-    """The TorchTrainer of `run`: its workers (`gpus_per_worker` GPUs each, 0: CPU workers),
+    """The TorchTrainer of `run` (with sampling=ray-data, `dataset` is its "train" dataset,
+    split over the workers): its workers (`gpus_per_worker` GPUs each, 0: CPU workers),
     failure policy, checkpoints and logs. The process-group backend is named, not left to
     Ray's guess: NCCL on GPUs, gloo on CPUs."""
     import ray.train
@@ -245,8 +246,8 @@ def run_pretraining(
         # Under Tune (callbacks given) tune/progress.py prints the epochs in the driver
         epoch_lines=not callbacks,
     )
-    trainer = _trainer(worker_run, dataset, num_workers, cpus_per_worker, gpus, placement,
-                       max_failures, callbacks)  # fmt: skip
+    trainer = _trainer(worker_run, num_workers, cpus_per_worker, gpus, placement,
+                       max_failures, callbacks, dataset)  # fmt: skip
     final = _final_checkpoint(trainer.fit(), storage, name)
     history, state = _fill_run_folder(run, final)
     summary = {
