@@ -261,7 +261,7 @@ def test_the_validation_objective_scores_a_synced_model_as_a_plain_one(tiny_data
     cfg = tiny_cfg(tiny_data, **{"data.val_fraction": 0.25})
     objective = ValidationKnn(cfg, {"frames": "32", "threads": "1"})
     torch.manual_seed(0)
-    plain = build_encoder(cfg.model, objective.splits.manifest.layout)
+    plain = build_encoder(cfg.model, objective.manifest.layout)
     synced = use_bn_mode(copy.deepcopy(plain), "sync")
     before = {k: v.clone() for k, v in synced.state_dict().items()}
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
@@ -274,3 +274,22 @@ def test_the_validation_objective_scores_a_synced_model_as_a_plain_one(tiny_data
     assert all(torch.equal(v, synced.state_dict()[k]) for k, v in before.items())
     assert synced.training  # left in training mode
     assert score == objective(plain)
+
+
+def test_the_validation_bank_is_the_whole_split_below_its_bound_and_a_draw_above(tiny_data):
+    """Below VAL_KNN_BANK the objective scores on exactly load_splits' train and validation
+    samples (the same score); above it the bank is a seeded per-class draw of that size,
+    read without the other rows."""
+    from mcc.data import load_splits
+    from tune.worker import validation_samples
+
+    cfg = tiny_cfg(tiny_data, **{"data.val_fraction": 0.25}).data
+    splits = load_splits(cfg)
+    bank, val = validation_samples(cfg)
+    assert [s.sample_id for s in bank] == [s.sample_id for s in splits.train]
+    assert [s.sample_id for s in val] == [s.sample_id for s in splits.val]
+    assert all(np.array_equal(a.joints, b.joints) for a, b in zip(bank, splits.train))
+    small, val2 = validation_samples(cfg, bank_size=8)
+    assert len(small) == 8 and [s.sample_id for s in val2] == [s.sample_id for s in val]
+    assert sorted({s.label for s in small}) == sorted({s.label for s in splits.train})
+    assert {s.sample_id for s in small} <= {s.sample_id for s in splits.train}

@@ -198,22 +198,60 @@ def latest_checkpoint(storage_path: str, name: str) -> tuple[ray.train.Checkpoin
     return None
 
 
+# The most pretraining samples in the validation kNN's bank (a seeded, class-stratified
+# draw above it): rank 0 never holds the whole dataset to score an epoch.
+VAL_KNN_BANK = 4096
+
+
+def validation_samples(cfg, bank_size: int = VAL_KNN_BANK) -> tuple[list, list]:
+    """(bank, validation carve) of the sweep's objective, normalised, in shard order: the
+    pretraining split (or a seeded per-class draw of about `bank_size` of it) and the carve
+    (`data.val_fraction`), read from the metadata columns first and then only those rows."""
+    from mcc.data import per_class_indices
+    from mcc.sampling import normalize
+    from mcc.shards import read_manifest, read_shard, samples_from_table
+    from tune.data import split_column
+
+    manifest = read_manifest(cfg.path)
+    col = split_column(manifest, cfg.benchmark)
+    meta = [read_shard(cfg.path, sh, columns=["sample_id", "label"], filters=[(col, "=", "train")])
+            for sh in manifest.shards]  # fmt: skip
+    ids = [i for t in meta for i in t.column("sample_id").to_pylist()]
+    labels = [x for t in meta for x in t.column("label").to_pylist()]
+    carve = set(per_class_indices(labels, cfg.val_fraction, cfg.val_seed, "data.val_fraction"))
+    train = [i for i in range(len(ids)) if i not in carve]
+    if len(train) > bank_size:
+        draw = per_class_indices([labels[i] for i in train], bank_size / len(train), cfg.seed)
+        train = [train[j] for j in draw]
+    bank_ids, val_ids = {ids[i] for i in train}, {ids[i] for i in carve}
+    bank, val = [], []
+    for sh in manifest.shards:
+        wanted = [(col, "=", "train"), ("sample_id", "in", sorted(bank_ids | val_ids))]
+        for smp in samples_from_table(read_shard(cfg.path, sh, filters=wanted)):
+            smp.joints = normalize(smp.joints, manifest.layout, cfg.normalize)
+            (bank if smp.sample_id in bank_ids else val).append(smp)
+    return bank, val
+
+
 class ValidationKnn:
     """The sweep's objective: kNN top-1 (%) of the pooled backbone features on the seeded
     validation split carved from the training split (never the test split), with the
-    pretraining split as the labelled bank. Computed on rank 0 after each epoch, on its
-    device."""
+    pretraining split as the labelled bank: all of it up to VAL_KNN_BANK samples, a seeded
+    class-stratified draw of that many above (`bank`: its size, reported as val_knn_bank).
+    Computed on rank 0 after each epoch, on its device."""
 
     def __init__(
         self, cfg: PretrainConfig, eval_overrides: dict, device: torch.device | None = None
     ) -> None:
         from mcc.config import EvalConfig, apply_overrides
-        from mcc.data import load_splits
+        from mcc.shards import read_manifest
 
         if cfg.data.val_fraction <= 0:
             raise ValueError("objective val_knn needs data.val_fraction > 0")
         self.model_cfg = cfg.model
-        self.splits = load_splits(cfg.data)
+        self.manifest = read_manifest(cfg.data.path)
+        self.train, self.val = validation_samples(cfg.data)
+        self.bank = len(self.train)
         self.cfg = apply_overrides(EvalConfig(), {"data.path": cfg.data.path, **eval_overrides})
         self.device = device or torch.device("cpu")
 
@@ -221,7 +259,7 @@ class ValidationKnn:
         from mcc.knn import knn
         from mcc.models import build_encoder
 
-        m = self.splits.manifest
+        m = self.manifest
         # a plain encoder with the live weights, on the worker's device: kNN recomputes
         # batch-norm statistics, which a SyncBatchNorm (bn_mode sync) would try to share with
         # workers that are not scoring. Its random init (on the CPU, then moved) must not
@@ -230,8 +268,7 @@ class ValidationKnn:
             enc = build_encoder(self.model_cfg, m.layout).to(self.device)
         enc.load_state_dict({k: v.detach() for k, v in encoder.state_dict().items()})
         with torch.no_grad():
-            res = knn(enc, self.splits.train, self.splits.val, self.cfg, m.max_bodies,
-                      len(m.classes))  # fmt: skip
+            res = knn(enc, self.train, self.val, self.cfg, m.max_bodies, len(m.classes))
         return float(res["top1"])
 
 
@@ -415,4 +452,5 @@ def train_loop(config: dict) -> None:
         metrics = train_epoch(w, batches, run.cfg, epoch, run.bn_mode)
         if objective is not None:
             metrics["val_knn_top1"] = objective(w.model.encoder)
+            metrics["val_knn_bank"] = objective.bank
         report_epoch(run, w, epoch, metrics)
