@@ -221,7 +221,8 @@ def validation_samples(cfg, bank_size: int = VAL_KNN_BANK) -> tuple[list, list]:
     carve = set(per_class_indices(labels, cfg.val_fraction, cfg.val_seed, "data.val_fraction"))
     train = [i for i in range(len(ids)) if i not in carve]
     if len(train) > bank_size:
-        draw = per_class_indices([labels[i] for i in train], bank_size / len(train), cfg.seed)
+        fraction = bank_size / len(train)
+        draw = per_class_indices([labels[i] for i in train], fraction, cfg.val_seed)
         train = [train[j] for j in draw]
     bank_ids, val_ids = {ids[i] for i in train}, {ids[i] for i in carve}
     bank, val = [], []
