@@ -7,14 +7,12 @@ selection never sees the test split (docs/design.md, "Downstream").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from mcc.config import ConfigError, DataConfig
 from mcc.sampling import normalize
-from mcc.shards import Manifest, Sample, load_samples, read_manifest
+from mcc.shards import Manifest, Sample, load_samples, read_manifest, read_shard
 
 
 @dataclass
@@ -50,8 +48,7 @@ def train_ids(cfg: DataConfig) -> list[str]:
     """Sample ids of the pretraining split (train minus the validation carve), in the order
     `load_splits(cfg).train` has them, read from the metadata columns only: the index of an id
     in this list is the sample's index everywhere in training (batch plan, queue ids)."""
-    root = Path(cfg.path)
-    manifest = read_manifest(root)
+    manifest = read_manifest(cfg.path)
     ids: list[str] = []
     labels: list[int] = []
     try:
@@ -59,9 +56,8 @@ def train_ids(cfg: DataConfig) -> list[str]:
     except ValueError as e:
         raise ConfigError(f"data.benchmark: {e}") from None
     for shard in manifest.shards:
-        t = pq.read_table(
-            root / shard, columns=["sample_id", "label"], filters=[(col, "=", "train")]
-        )
+        t = read_shard(cfg.path, shard, columns=["sample_id", "label"],
+                       filters=[(col, "=", "train")])  # fmt: skip
         ids += t.column("sample_id").to_pylist()
         labels += t.column("label").to_pylist()
     if not ids:

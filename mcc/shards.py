@@ -16,6 +16,10 @@ Shard schema (one row per sequence, true length, no padding):
                          PKU-MMD x-view): the split of benchmark <b>; `split` holds the first
 Readable as-is by pyarrow, pandas and DuckDB. Each benchmark is a column of the same shards,
 never a second copy of the joints; `data.benchmark` picks one.
+
+A dataset's folder is a local path or a URI (`s3://bucket/ntu60`; mcc/files.py): it is read
+and written through pyarrow's file systems, each shard written whole and the manifest last,
+so a reader never sees a half-written dataset.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mcc.files import atomic_path, atomic_write
+from mcc import files
 from mcc.layouts import Layout, layout_from_dict
 from mcc.untrusted import float32_problem
 
@@ -137,8 +141,8 @@ class ShardWriter:
         row_group_rows: int = 64,
         benchmarks: tuple[str, ...] = (),
     ) -> None:
-        self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = str(out_dir)
+        files.make_dirs(self.out)
         self.manifest = Manifest(name=name, layout=layout, classes=list(classes), source=source)
         self.shard_bytes = shard_mb * 2**20
         self.row_group_rows = row_group_rows
@@ -199,9 +203,9 @@ class ShardWriter:
                 columns[col] = [r.benchmarks[b] for r in rows]
         table = pa.table(columns, schema=self.schema)
         name = name or f"part-{len(self.manifest.shards):05d}.parquet"
-        path = self.out / name
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp, row_group_size=self.row_group_rows, compression="zstd")
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf, row_group_size=self.row_group_rows, compression="zstd")
+        files.write_whole(files.join(self.out, name), buf.getvalue().to_pybytes())
         self.adopt(name)
         self._rows, self._bytes = [], 0
         return name
@@ -219,7 +223,7 @@ class ShardWriter:
         tallies: dict[str, dict[str, Counter]] = {b: {} for b in self.columns} or {"": {}}
         cols = list(self.columns.values()) or ["split"]
         for shard in m.shards:
-            t = pq.read_table(self.out / shard, columns=["label", "bodies", *cols]).to_pydict()
+            t = read_shard(self.out, shard, columns=["label", "bodies", *cols]).to_pydict()
             m.max_bodies = max([m.max_bodies, *t["bodies"]])
             for b, col in (self.columns or {"": "split"}).items():
                 for label, split in zip(t["label"], t[col]):
@@ -238,20 +242,24 @@ class ShardWriter:
             }
         if extra:
             m.extra = extra
-        text = json.dumps(m.to_json(), indent=1)
-        atomic_write(self.out / MANIFEST, text.encode())
+        files.write_whole(files.join(self.out, MANIFEST), json.dumps(m.to_json(), indent=1))
         return m
 
 
+def read_shard(root: str | Path, shard: str, **kwargs) -> pa.Table:
+    """One shard of the dataset at `root` (a folder or a URI); kwargs go to pq.read_table."""
+    fs, inner = files.filesystem(files.join(root, shard))
+    return pq.read_table(inner, filesystem=fs, **kwargs)
+
+
 def read_manifest(path: str | Path) -> Manifest:
-    root = Path(path)
-    f = root / MANIFEST
-    if not f.is_file():
+    try:
+        d = json.loads(files.read_bytes(files.join(path, MANIFEST)))
+    except FileNotFoundError:
         raise FileNotFoundError(
-            f"{root} is not a prepared dataset (no {MANIFEST}); "
+            f"{path} is not a prepared dataset (no {MANIFEST}); "
             f"make one with `python -m mcc prepare ...`"
-        )
-    d = json.loads(f.read_text())
+        ) from None
     return Manifest(
         name=d["name"],
         layout=layout_from_dict(d["layout"]),
@@ -269,13 +277,12 @@ def read_manifest(path: str | Path) -> Manifest:
 def load_samples(path: str | Path, split: str | None = None, benchmark: str = "") -> list[Sample]:
     """All samples of a prepared dataset (optionally of one split), in shard order. Each
     sample's `split` is its split in `benchmark` ("" = the dataset's default benchmark)."""
-    root = Path(path)
-    manifest = read_manifest(root)
+    manifest = read_manifest(path)
     col = manifest.split_column(benchmark)
     out: list[Sample] = []
     for shard in manifest.shards:
         filt = [(col, "=", split)] if split is not None else None
-        table = pq.read_table(root / shard, filters=filt)
+        table = read_shard(path, shard, filters=filt)
         if col != "split":
             table = table.set_column(table.schema.get_field_index("split"), "split", table[col])
         out += samples_from_table(table)
@@ -285,10 +292,9 @@ def load_samples(path: str | Path, split: str | None = None, benchmark: str = ""
 def read_columns(path: str | Path, columns: list[str]) -> dict[str, list]:
     """Some columns of every shard, concatenated (never the joints unless asked): cheap
     metadata reads for inspection and split bookkeeping."""
-    root = Path(path)
     out: dict[str, list] = {c: [] for c in columns}
-    for shard in read_manifest(root).shards:
-        t = pq.read_table(root / shard, columns=columns).to_pydict()
+    for shard in read_manifest(path).shards:
+        t = read_shard(path, shard, columns=columns).to_pydict()
         for c in columns:
             out[c] += t[c]
     return out

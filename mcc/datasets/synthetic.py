@@ -345,11 +345,10 @@ def prepare_if_missing(path, progress: bool = True) -> bool:
     """Generate the embedded default set in `path` unless a prepared dataset is already there
     (the first use of `python tune/sweep.py`, `python -m mcc demo` and the ablations); True
     when it generated one."""
-    from pathlib import Path
-
+    from mcc import files
     from mcc.shards import MANIFEST
 
-    if (Path(path) / MANIFEST).exists():
+    if files.exists(files.join(path, MANIFEST)):
         return False
     print(f"preparing the synthetic dataset in {path}", flush=True)
     generate(path, SyntheticConfig(), progress=progress)
