@@ -114,51 +114,92 @@ def test_sweep_runs_as_a_ray_job(ray_cluster, tiny_data, tmp_path):
     assert (out / "summary.md").exists()
 
 
-def test_killed_search_resumes_without_rerunning_finished_trials(ray_cluster, tiny_data,
-                                                                 tmp_path):  # fmt: skip
-    """A 2-trial search end to end: killed once a trial has finished, then resumed in this
-    process to its results, summary and the best trial's test score."""
+# A small search, one trial at a time (so the order is fixed), where ASHA has rungs to keep:
+# 3 trials of 2 epochs, a stop possible after the first epoch.
+SEARCH = ("--space", "optim.lr=0.01:0.5:log", "--trials", "3", "--grace-epochs", "1",
+          "--max-concurrent", "1")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def search_data(tmp_path_factory) -> str:
+    """Enough samples (72 to pretrain on, 24 to validate) for a few steps per epoch, so that
+    the trials' scores differ and ASHA has something to stop."""
+    from mcc.datasets.synthetic import generate, synthetic_config
+
+    path = tmp_path_factory.mktemp("search_data")
+    generate(path, synthetic_config({"num_classes": 4, "train_per_class": 24,
+                                     "test_per_class": 4, "min_frames": 40, "max_frames": 90,
+                                     "seed": 5}))  # fmt: skip
+    return str(path)
+
+
+def outcome(out: Path) -> pd.DataFrame:
+    """What a search decided and scored: its table less wall times and checkpoint paths."""
+    table = pd.read_csv(out / "results.csv")
+    return table.drop(columns=["wall_time_s", "checkpoint"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(ray_cluster, search_data, tmp_path_factory) -> pd.DataFrame:
+    """SEARCH run to its end in this process: what a killed and resumed one must match."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "s"
+    assert main(tiny_args(search_data, out, *SEARCH, "--address", ray_cluster.address)) == 0
+    table = outcome(out)
+    # the search is only a test of the scheduler's state if ASHA stopped a trial in it
+    assert (table["status"] == "stopped early").any(), table
+    return table
+
+
+def start_sweep(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "tune" / "sweep.py"), *args],
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def test_killed_search_resumes_to_the_uninterrupted_result(ray_cluster, search_data, tmp_path,
+                                                           uninterrupted):  # fmt: skip
+    """The driver SIGKILLed during the second trial, then `--resume`: the same trials, the
+    same ASHA stops, the same scores and best trial as the search uninterrupted; finished
+    trials are not run again."""
     out = tmp_path / "s"
-    args = tiny_args(tiny_data, out, "--search", "loss.tau", "--trials", "2",
-                     "--address", ray_cluster.address)  # fmt: skip
-    proc = subprocess.Popen([sys.executable, str(REPO / "tune" / "sweep.py"), *args],
-                            start_new_session=True, stdout=subprocess.DEVNULL)  # fmt: skip
-
-    def finished() -> dict:
-        """Trials whose last epoch reached Tune (so its checkpoint was fully written first):
-        trial name -> its checkpoint folders."""
-        out_ = {}
-        for f in (out / "tune").glob("sweep/*/result.json"):
-            lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
-            if lines and lines[-1].get("epoch") == 1:
-                name = cell_name(lines[-1]["config"])
-                out_[name] = sorted(p.name for p in (out / "train" / name).glob("checkpoint_*"))
-        return out_
-
+    args = tiny_args(search_data, out, *SEARCH, "--address", ray_cluster.address)
+    proc = start_sweep(args)
+    trials = out / "trials"
     deadline = time.time() + 300
-    while time.time() < deadline and not finished():
+    while time.time() < deadline and len(list(trials.glob("*"))) < 2:
         assert proc.poll() is None, "the sweep ended before it was killed"
         time.sleep(0.2)
+    time.sleep(2)  # into the second trial's run
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = finished()
-    assert done, "no trial finished before the kill"
+    assert len(list(trials.glob("*"))) == 2, "the kill did not fall in the second trial"
+    first = sorted(trials.glob("*"), key=lambda p: p.stat().st_mtime)[0].name
+    done = {first: sorted(p.name for p in (out / "train" / first).glob("checkpoint_*"))}
     assert main(args) == 2  # a second run on the same folder without --resume is refused
     handler = signal.getsignal(signal.SIGINT)
     assert main(args + ["--resume"]) == 0
     assert signal.getsignal(signal.SIGINT) is handler  # Tune's own handler is not left behind
-    table = pd.read_csv(out / "results.csv")
-    assert len(table) == 2 and set(table["status"]) <= {"completed", "stopped early"}
-    # every trial scored each epoch, and its row's last score is at most its best
-    assert table["val_knn_top1"].notna().all()
-    assert (table["best_val_knn_top1"] >= table["val_knn_top1"]).all()
-    assert "param:loss.tau" in table.columns
-    assert len(pd.read_parquet(out / "results.parquet")) == 2
+    pd.testing.assert_frame_equal(outcome(out), uninterrupted)
+    assert len(pd.read_parquet(out / "results.parquet")) == 3
     assert (out / "optuna.journal").stat().st_size > 0
     summary = (out / "summary.md").read_text()
     assert "## Best configuration" in summary and "test kNN top-1" in summary
     for name, ckpts in done.items():  # a finished trial wrote no new checkpoint
         assert sorted(p.name for p in (out / "train" / name).glob("checkpoint_*")) == ckpts
+
+
+def test_a_killed_train_worker_changes_nothing(ray_cluster, search_data, tmp_path,
+                                               uninterrupted):  # fmt: skip
+    """A trial's Train worker SIGKILLed at the start of its second epoch (MCC_FAULT, passed
+    on to the trials' workers): Ray Train restarts it from the checkpoint and the search ends
+    as the uninterrupted one."""
+    out = tmp_path / "s"
+    marker = tmp_path / "killed"
+    args = tiny_args(search_data, out, *SEARCH, "--address", ray_cluster.address)
+    proc = start_sweep(args, {"MCC_FAULT": f"rank=0,epoch=1,step=0,once={marker}"})
+    assert proc.wait(timeout=600) == 0
+    assert marker.exists(), "no worker was killed"
+    pd.testing.assert_frame_equal(outcome(out), uninterrupted)
 
 
 def test_best_trial_is_one_that_ran_every_epoch():

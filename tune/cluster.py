@@ -32,6 +32,23 @@ QUIET = {
 TRIAL_DRIVER = "trial_driver"
 
 
+# Variables this process passes on to every task and actor of its Ray job (the raylet, not
+# this process, starts them): the fault-injection point (tune/worker.py) and the object
+# store's endpoint and credentials (mcc/files.py), so trials and their Train workers reach
+# what the command line was given.
+FORWARD_ENV = ("MCC_FAULT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION")  # fmt: skip
+
+
+def forwarded_env() -> dict[str, str]:
+    """FORWARD_ENV's variables that are set; none in a Ray job's driver, whose runtime env
+    (`ray job submit --runtime-env-json`) already reaches every worker and may not be given
+    the same keys twice."""
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
+        return {}
+    return {k: os.environ[k] for k in FORWARD_ENV if os.environ.get(k)}
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     """Connect to `address` / RAY_ADDRESS, or start a local Ray. Returns a description."""
     for k, v in QUIET.items():
@@ -39,15 +56,18 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     if ray.is_initialized():
         return "the Ray session already running in this process"
     address = address or os.environ.get("RAY_ADDRESS")
+    env = forwarded_env()
     if address:
-        ray.init(address=address, logging_level="WARNING")
+        ray.init(address=address, logging_level="WARNING",
+                 runtime_env={"env_vars": env} if env else None)  # fmt: skip
         return f"the Ray cluster at {address}"
     cpus = num_cpus or os.cpu_count() or 1
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     ray.init(
         num_cpus=cpus,
         resources={TRIAL_DRIVER: 8},
-        runtime_env={"env_vars": {"PYTHONPATH": path, **{k: os.environ[k] for k in QUIET}}},
+        runtime_env={"env_vars": {"PYTHONPATH": path, **{k: os.environ[k] for k in QUIET},
+                                  **env}},  # fmt: skip
         logging_level="WARNING",
     )
     return f"a local Ray with {cpus} CPUs"

@@ -1,6 +1,7 @@
 """A search: Optuna's TPE (seeded, the study persisted to OUT/optuna.journal) proposes the
 trials, ASHA stops the weak ones early on the per-epoch validation kNN; `--resume` restores
-an interrupted search from OUT/tune/sweep."""
+an interrupted search from OUT/tune/sweep, its scheduler from OUT/tune/asha-state.pkl, so
+that it ends as the same search uninterrupted would (tune/scheduler.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tune.trial import METRIC
 
 STUDY = "mcc-sweep"
 NAME = "sweep"  # the Tune experiment, OUT/tune/sweep
+ASHA_STATE = "asha-state.pkl"  # the scheduler's rungs, beside it (tune/scheduler.py)
 
 
 def journal(out: Path):
@@ -30,11 +32,13 @@ def run(args, base: PretrainConfig, space: dict[str, Param], out: Path) -> pd.Da
     """`args.trials` trials over `space` (or the rest of a restored search); the table of
     them (see tuner.finish). Test score: `args.test_eval`, by default the best trial's."""
     import optuna
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
+
+    from tune.scheduler import ResumableASHA
 
     path = out / "tune" / NAME
     restored = bool(args.resume and tune.Tuner.can_restore(path))
+    asha_state = out / "tune" / ASHA_STATE
     if restored:
         fitting = tune.Tuner.restore(str(path), tuner.trainable(args, base, out),
                                      resume_unfinished=True, resume_errored=True)  # fmt: skip
@@ -42,7 +46,8 @@ def run(args, base: PretrainConfig, space: dict[str, Param], out: Path) -> pd.Da
         searcher = OptunaSearch(metric=METRIC, mode="max", seed=args.seed,
                                 sampler=optuna.samplers.TPESampler(seed=args.seed),
                                 storage=journal(out), study_name=STUDY)  # fmt: skip
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=base.optim.epochs,
+        asha_state.unlink(missing_ok=True)  # a new search: no rungs from another one
+        scheduler = ResumableASHA(asha_state, max_t=base.optim.epochs,
                                   grace_period=min(args.grace_epochs, base.optim.epochs),
                                   reduction_factor=2)  # fmt: skip
         at_once = tuner.trials_at_once(args)

@@ -443,9 +443,11 @@ def train_loop(config: dict) -> None:
     objective = None
     if run.objective == "val_knn" and w.rank == 0:
         objective = ValidationKnn(run.cfg, run.eval_overrides, w.device)
-    if w.start >= run.cfg.optim.epochs and w.history:
-        # Nothing left to train (a resumed run that had finished): report the last epoch
-        # again, so a Tune trial restored around this run still gets its final metrics.
+    if w.start > 0 and w.history:
+        # Resumed: report the last checkpointed epoch again. A kill can land after its
+        # checkpoint and before its report reached Tune, whose scheduler would then never
+        # see that epoch (tune/scheduler.py); a run that had finished reports its final
+        # metrics to a Tune trial restored around it. A repeat changes no decision.
         ray.train.report(w.history[-1])
     fault = fault_from_env()
     for epoch, batches in zip(range(w.start, run.cfg.optim.epochs), epochs):
