@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mcc import files
 from mcc.files import atomic_path
 from mcc.layouts import layout_from_dict
 from mcc.untrusted import BadInput, open_regular
@@ -39,9 +40,24 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
         torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
 
 
+def _download(uri: str) -> Path:
+    """A local copy of the checkpoint at `uri` (the object, or a run's checkpoint.pt)."""
+    inner = files.join(uri, "checkpoint.pt")
+    src = inner if files.exists(inner) else uri
+    local = files.staging_dir(src) / "checkpoint.pt"
+    try:
+        files.download(src, local)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {uri} does not exist") from None
+    return local
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """The checkpoint at path (a file, or a run folder holding checkpoint.pt), its fields
-    checked (see the module docstring); CheckpointError otherwise."""
+    checked (see the module docstring); CheckpointError otherwise. A URI is downloaded
+    first (mcc.files)."""
+    if files.is_uri(path):
+        path = _download(str(path))
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"

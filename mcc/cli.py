@@ -273,7 +273,7 @@ def _add_prepare(sub) -> None:
         "reason; the exit status is non-zero only when nothing converted (or with --strict).",
     )
     q.add_argument("source", choices=["synthetic", "npz", *RAW_SOURCES])
-    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--out", required=True, help="output folder, or a URI such as s3://bucket/x")
     q.add_argument(
         "--src",
         help="npz: the .npz file; ntu60/ntu120: the folder of .skeleton files; kinetics: "
@@ -338,7 +338,7 @@ def _add_prepare(sub) -> None:
 
 def _add_inspect(sub) -> None:
     q = sub.add_parser("inspect", help="counts, lengths, bodies, wrap-around rates, rejects")
-    q.add_argument("data")
+    q.add_argument("data", help="prepared dataset: a folder or a URI such as s3://bucket/x")
     q.add_argument("--clip-len", type=int, default=32)
     q.add_argument("--speeds", type=int, nargs="+", default=[1, 2, 4, 8])
     q.add_argument("--classes", action="store_true", help="print the counts of every class")
@@ -352,8 +352,8 @@ def _add_pretrain(sub) -> None:
         help="MCC self-supervised pretraining (Eq. 4)",
         epilog="config keys: " + ", ".join(valid_keys(PretrainConfig)),
     )
-    q.add_argument("--data", help="prepared dataset folder (data.path)")
-    q.add_argument("--out", required=True, help="run folder")
+    q.add_argument("--data", help="prepared dataset (data.path): a folder or a URI such as s3://bucket/x")
+    q.add_argument("--out", required=True, help="run folder, or a URI such as s3://bucket/x")
     _run_options(q, presets.PRETRAIN, "paper", resume=True)
     _device_options(q, loader=True)
     q.set_defaults(func=cmd_pretrain)
@@ -365,7 +365,7 @@ def _add_evaluate(sub) -> None:
         help="kNN, linear evaluation or fine-tuning of an encoder",
         epilog="config keys: " + ", ".join(valid_keys(EvalConfig)),
     )
-    q.add_argument("--data", help="prepared dataset folder (data.path)")
+    q.add_argument("--data", help="prepared dataset (data.path): a folder or a URI such as s3://bucket/x")
     q.add_argument(
         "--checkpoint",
         help="pretraining checkpoint or run folder (MCC or a comparison pretext), or a "
@@ -378,7 +378,7 @@ def _add_evaluate(sub) -> None:
         help="semi: fine-tune on label_fraction (0 < f < 1, e.g. --set label_fraction=0.1) of "
         "each class; transfer: fine-tune a --checkpoint trained on another dataset",
     )
-    q.add_argument("--out", required=True, help="run folder")
+    q.add_argument("--out", required=True, help="run folder, or a URI such as s3://bucket/x")
     _run_options(q, presets.EVALUATE, "paper")
     _device_options(q)
     q.set_defaults(func=cmd_evaluate)
@@ -411,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's text (pyarrow's S3 errors span several)."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.simplefilter("default")
@@ -418,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, CheckpointError, FileNotFoundError, ValueError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # pyarrow's file systems: no such bucket, no credentials, no endpoint
+        print(f"error: storage: {_first_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue", file=sys.stderr)

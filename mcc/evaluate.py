@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mcc import files
 from mcc.checkpoint import load_checkpoint, save_checkpoint
 from mcc.classifier import fit_classifier, semi_subset
 from mcc.config import ConfigError, EvalConfig, to_dict
@@ -140,7 +141,7 @@ def evaluate(
         **res,
     }
     if cfg.protocol in FINETUNED:
-        result["saved_checkpoint"] = str(run.checkpoint)
+        result["saved_checkpoint"] = files.join(run.location, "checkpoint.pt")
     return run.write_result(result, cfg.seed)
 
 

@@ -100,3 +100,35 @@ def make_dirs(path: str | Path) -> None:
     """Create a local folder (and its parents); an object store needs none."""
     if not is_uri(path):
         Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def list_files(path: str | Path) -> list[str]:
+    """Names (relative, with "/") of every file under the folder or prefix `path`; [] if none."""
+    fs, inner = filesystem(path)
+    if fs.get_file_info(inner).type == pafs.FileType.NotFound:
+        return []
+    found = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
+    return sorted(i.path[len(inner.rstrip("/")) + 1 :] for i in found
+                  if i.type == pafs.FileType.File)  # fmt: skip
+
+
+def staging_dir(uri: str) -> Path:
+    """A local folder standing in for the folder `uri` of an object store (a run being
+    written, a checkpoint being read): its files are uploaded whole from here, one each."""
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / "mcc-staging" / key
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def download(uri: str, local: str | Path) -> None:
+    """Copy the object `uri` to the local file `local` (atomically)."""
+    write_whole(local, read_bytes(uri))
+
+
+def upload(local: str | Path, uri: str) -> None:
+    """Copy the local file `local` to `uri` as one whole object."""
+    write_whole(uri, Path(local).read_bytes())

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from mcc import files
 from mcc.config import EXECUTION, ConfigError, flatten, to_dict
 from mcc.files import atomic_write
 
@@ -47,10 +48,38 @@ def package_versions() -> dict:
 
 
 class RunDir:
+    """A run folder on a local disk, or at a URI (`s3://bucket/runs/x`). A URI's run is
+    written in a local staging folder (`path`, mcc.files.staging_dir) holding the objects
+    already there (a resumed run), and each file is uploaded whole after every write
+    (`publish`): config.json, metrics.jsonl per epoch, the checkpoint per save, and at the
+    end every other file with result.json last."""
+
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.uri = str(path).rstrip("/") if files.is_uri(path) else None
+        self.path = files.staging_dir(self.uri) if self.uri else Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        if self.uri:
+            self._fetch()
         self.started = time.time()
+
+    @property
+    def location(self) -> str:
+        """Where the run is, as the user named it (the URI, or the local folder)."""
+        return self.uri or str(self.path)
+
+    def _fetch(self) -> None:
+        """Mirror the URI's files into the staging folder (stale local ones removed)."""
+        for old in self.path.rglob("*"):
+            if old.is_file():
+                old.unlink()
+        for name in files.list_files(self.uri):
+            files.download(files.join(self.uri, name), self.path / name)
+
+    def publish(self, local: str | Path) -> None:
+        """Upload one file of the staging folder whole to the run's URI (local: nothing)."""
+        if self.uri:
+            rel = Path(local).resolve().relative_to(self.path.resolve()).as_posix()
+            files.upload(local, files.join(self.uri, rel))
 
     @property
     def checkpoint(self) -> Path:
@@ -62,6 +91,7 @@ class RunDir:
 
     def write_config(self, cfg: dict) -> None:
         atomic_write(self.path / "config.json", json.dumps(cfg, indent=2))
+        self.publish(self.path / "config.json")
 
     def truncate_metrics(self, before_epoch: int) -> None:
         """Keep only epochs < before_epoch (a resumed run rewrites the rest)."""
@@ -73,10 +103,12 @@ class RunDir:
             if line.strip() and _epoch_of(line) is not None and _epoch_of(line) < before_epoch
         ]
         atomic_write(self.metrics_file, "".join(line + "\n" for line in keep))
+        self.publish(self.metrics_file)
 
     def log(self, metrics: dict) -> None:
         with open(self.metrics_file, "a") as f:
             f.write(json.dumps(metrics) + "\n")
+        self.publish(self.metrics_file)
 
     def metrics(self) -> list[dict]:
         if not self.metrics_file.exists():
@@ -93,7 +125,12 @@ class RunDir:
             "git_commit": git_commit(),
             "versions": package_versions(),
         }
+        if self.uri:
+            for f in sorted(self.path.rglob("*")):
+                if f.is_file() and f.name != "result.json" and not f.name.endswith(".tmp"):
+                    self.publish(f)
         atomic_write(self.path / "result.json", json.dumps(out, indent=2))
+        self.publish(self.path / "result.json")
         return out
 
 
@@ -115,13 +152,12 @@ def finished_run(folder: str | Path, cfg, ignore: Iterable[str] = ()) -> dict | 
     None when `folder` holds no finished run (none, or one cut off before its result.json):
     the caller runs it. A finished run made with other settings is a ConfigError naming them:
     its results are neither overwritten nor passed off as the asked run's."""
-    folder = Path(folder)
     try:
-        result = json.loads((folder / "result.json").read_text())
+        result = json.loads(files.read_bytes(files.join(folder, "result.json")))
     except (FileNotFoundError, ValueError):  # no run, or not finished (result.json is last)
         return None
     try:
-        saved = flatten(json.loads((folder / "config.json").read_text()))
+        saved = flatten(json.loads(files.read_bytes(files.join(folder, "config.json"))))
     except (FileNotFoundError, ValueError):
         raise ConfigError(f"{folder} holds a finished run without a readable config.json, so "
                           f"its settings are unknown: use another --out, or delete that run "

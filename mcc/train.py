@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mcc import files
 from mcc.checkpoint import (
     CheckpointError,
     check_training_state,
@@ -553,7 +554,8 @@ def pretrain(
     run = RunDir(out)
     if run.checkpoint.exists() and not resume:
         raise ConfigError(
-            f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
+            f"{run.location} already holds a run; pass --resume to continue it or choose "
+            f"another --out"
         )
     dev = resolve_device(device)
     amp = Amp.create(dev, cfg.precision)
@@ -577,7 +579,7 @@ def pretrain(
         start = restore_training(
             load_checkpoint(run.checkpoint), cfg, model, opt, sched, str(run.checkpoint), amp
         )
-        print(f"resuming {run.path} after epoch {start}/{cfg.optim.epochs}")
+        print(f"resuming {run.location} after epoch {start}/{cfg.optim.epochs}")
     run.write_config(to_dict(cfg))
     run.truncate_metrics(start)
     if progress:
@@ -595,12 +597,14 @@ def pretrain(
         _log_scalars(tb, "pretrain", last)
         state = training_state(cfg, layout, bodies, epoch, model, opt, sched, amp)
         save_checkpoint(run.checkpoint, state)
+        run.publish(run.checkpoint)
         print(epoch_line(last, cfg.optim.epochs), flush=True)
     if tb is not None:
         tb.close()
     if not run.checkpoint.exists():  # epochs=0: an untrained encoder, still a valid checkpoint
         state = training_state(cfg, layout, bodies, -1, model, opt, sched, amp)
         save_checkpoint(run.checkpoint, state)
+        run.publish(run.checkpoint)
     history = run.metrics()
     result = {
         "kind": "pretrain",
@@ -612,7 +616,7 @@ def pretrain(
         "sampling_workers": workers,
         "final": history[-1] if history else {},
         "first_loss": history[0].get("loss") if history else None,
-        "checkpoint": str(run.checkpoint),
+        "checkpoint": files.join(run.location, "checkpoint.pt"),
     }
     return run.write_result(
         result, cfg.seed, wall_time=sum(h.get("epoch_time_s", 0) for h in history)

@@ -153,3 +153,16 @@ def ray_cluster():
     yield cluster
     ray.shutdown()
     cluster.shutdown()
+
+
+# ------------------------------------------------------------------------ object storage
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3 API on localhost (moto's server), for the URI tests: its endpoint URL.
+    Skipped when moto is not installed (the `test` extra has it)."""
+    server_mod = pytest.importorskip("moto.server")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
