@@ -132,3 +132,10 @@ def download(uri: str, local: str | Path) -> None:
 def upload(local: str | Path, uri: str) -> None:
     """Copy the local file `local` to `uri` as one whole object."""
     write_whole(uri, Path(local).read_bytes())
+
+
+def remove(path: str | Path) -> None:
+    """Delete the file or object `path` if it is there."""
+    fs, inner = filesystem(path)
+    if fs.get_file_info(inner).type == pafs.FileType.File:
+        fs.delete_file(inner)

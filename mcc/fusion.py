@@ -3,12 +3,14 @@ summing them (2s-AGCN's joint + bone streams, Shi et al. 2019)."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mcc import files
 from mcc.knn import accuracy
 from mcc.runs import RunDir
 
@@ -27,13 +29,15 @@ def save_scores(folder: Path, scores: torch.Tensor, labels: torch.Tensor, ids: l
 
 
 def load_scores(folder: str | Path) -> dict[str, np.ndarray]:
-    path = Path(folder) / SCORES
-    if not path.is_file():
+    path = files.join(folder, SCORES)
+    try:
+        data = files.read_bytes(path)
+    except FileNotFoundError:
         raise FileNotFoundError(
             f"{path} does not exist: fuse needs evaluation run folders (python -m mcc "
             f"evaluate ...), which save their test-set class scores there"
-        )
-    with np.load(path) as z:
+        ) from None
+    with np.load(io.BytesIO(data)) as z:
         return {k: z[k] for k in ("scores", "labels", "sample_ids")}
 
 
@@ -93,5 +97,7 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> dict:
 
 
 def _result_of(folder: str | Path) -> dict:
-    path = Path(folder) / "result.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        return json.loads(files.read_bytes(files.join(folder, "result.json")))
+    except FileNotFoundError:
+        return {}

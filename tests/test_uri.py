@@ -85,3 +85,22 @@ def test_a_missing_bucket_is_one_line(s3, capsys):
     assert main(["inspect", "s3://no-such-bucket-mcc/ntu60"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+def test_prepare_of_a_raw_set_to_s3_equals_the_local_one_and_resumes(s3, tmp_path, capsys):
+    """`python -m mcc prepare ntu60 --out s3://...`: its progress records and shards are
+    objects; a rerun into the same URI finishes the same import (nothing redone)."""
+    from conftest import DATA
+
+    client, bucket = s3
+    uri = f"s3://{bucket}/ntu60"
+    args = ["prepare", "ntu60", "--src", str(DATA / "ntu"), "--no-progress", "--workers", "1"]
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    assert main([*args, "--out", uri]) == 0
+    assert read_manifest(uri).counts == read_manifest(tmp_path / "local").counts
+    assert [s.sample_id for s in load_samples(uri)] == [
+        s.sample_id for s in load_samples(tmp_path / "local")
+    ]
+    assert any(k.startswith("ntu60/.progress/") for k in _keys(client, bucket, "ntu60/"))
+    assert main([*args, "--out", uri]) == 0  # the recorded chunks are skipped
+    capsys.readouterr()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcc import files
 from mcc.datasets.prepare import one_line
 from mcc.layouts import get_layout
 from mcc.shards import Manifest, Sample, ShardWriter
@@ -71,7 +72,7 @@ def import_npz(
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
             NotImplementedError, KeyError, OverflowError) as e:  # fmt: skip
         for shard in written:  # a half-read archive leaves nothing behind
-            (Path(out) / shard).unlink(missing_ok=True)
+            files.remove(files.join(out, shard))
         if isinstance(e, DataImportError):
             raise
         raise DataImportError(

@@ -4,7 +4,7 @@ An importer describes its input as a `Source`: an ordered list of work units (us
 raw file each) and a top-level `read` function that turns one unit into samples and
 rejections. `run` maps `read` over the units in a process pool, writes every `files_per_shard`
 units as one Parquet shard through the shared `ShardWriter`, and records each finished chunk
-in `OUT/.progress/`: a killed `prepare` leaves no half file (shards are renamed into place),
+in `OUT/.progress/`: a killed `prepare` leaves no half file (each file is written whole),
 and a rerun skips the chunks that finished. At most one chunk of samples (plus what the pool
 has in flight) is in memory at a time.
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mcc.files import atomic_write
+from mcc import files
 from mcc.layouts import Layout
 from mcc.shards import Manifest, Sample, ShardWriter
 
@@ -69,19 +69,28 @@ class NothingConverted(ValueError):
     """Not a single sample could be converted (the message says why)."""
 
 
-def _chunk_record(out: Path, k: int) -> Path:
-    return out / PROGRESS / f"chunk-{k:05d}.json"
+def _chunk_record(out: str, k: int) -> str:
+    return files.join(out, PROGRESS, f"chunk-{k:05d}.json")
 
 
-def _write_json(path: Path, obj) -> None:
-    atomic_write(path, json.dumps(obj))
+def _write_json(path: str, obj) -> None:
+    """One progress record, written whole (atomically on disk, one upload to a store)."""
+    files.write_whole(path, json.dumps(obj))
 
 
-def _check_same_job(out: Path, job: dict) -> None:
+def _read_json(path: str):
+    """A progress record; None when there is none."""
+    try:
+        return json.loads(files.read_bytes(path))
+    except FileNotFoundError:
+        return None
+
+
+def _check_same_job(out: str, job: dict) -> None:
     """A rerun may only finish the same import: same source, units and chunking."""
-    f = out / PROGRESS / "job.json"
-    if f.exists():
-        before = json.loads(f.read_text())
+    f = files.join(out, PROGRESS, "job.json")
+    before = _read_json(f)
+    if before is not None:
         if before != job:
             changed = sorted(k for k in job if before.get(k) != job[k])
             raise ValueError(
@@ -116,8 +125,8 @@ def run(
     into the same folder skips recorded chunks. Raises NothingConverted when no sample at all
     could be converted (the manifest, with every rejection, is still written).
     """
-    out = Path(out)
-    (out / PROGRESS).mkdir(parents=True, exist_ok=True)
+    out = str(out)
+    files.make_dirs(files.join(out, PROGRESS))
     per_shard = files_per_shard or source.files_per_shard
     if per_shard < 1:
         raise ValueError(f"files_per_shard must be >= 1, got {per_shard}")
@@ -132,7 +141,7 @@ def run(
         shard_mb=float("inf"), benchmarks=source.benchmarks,
     )  # fmt: skip
     records = {k: _chunk_record(out, k) for k in range(len(chunks))}
-    done = {k: json.loads(f.read_text()) for k, f in records.items() if f.exists()}
+    done = {k: rec for k, f in records.items() if (rec := _read_json(f)) is not None}
     todo = [k for k in range(len(chunks)) if k not in done]
     bar = _progress_bar(len(source.units), sum(len(chunks[k]) for k in done), progress)
     results = _results(source, [u for k in todo for u in chunks[k]], workers)
