@@ -84,7 +84,7 @@ def in_job_working_dir() -> bool:
 
 def warn_if_relative_in_job(out: str) -> None:
     """A Ray job runs in a temporary copy of its working dir: relative output paths vanish."""
-    if not Path(out).is_absolute() and in_job_working_dir():
+    if "://" not in str(out) and not Path(out).is_absolute() and in_job_working_dir():
         print(
             f"warning: --out {out} is relative; a Ray job runs in a temporary copy of its "
             f"working dir, so pass an absolute or shared path to keep the results",

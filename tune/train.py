@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 if __package__ in (None, ""):  # `python tune/train.py` from a checkout or a job's working dir
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mcc import presets
+from mcc import files, presets
 from mcc.checkpoint import CheckpointError, load_checkpoint
 from mcc.cli import SET_HELP
 from mcc.config import ConfigError, PretrainConfig, apply_overrides, parse_set_args
@@ -49,9 +49,10 @@ SAMPLING = {
 }
 
 
-def _storage(storage_path: str | None, out: Path) -> str:
+def _storage(storage_path: str | None, out: str) -> str:
+    """Ray Train's storage: --storage-path, else OUT/ray (a URI when OUT is one)."""
     if storage_path is None:
-        return str(out / "ray")
+        return files.join(out, "ray")
     if "://" in storage_path:
         return storage_path
     return str(Path(storage_path).expanduser().resolve())
@@ -159,6 +160,7 @@ def _fill_run_folder(run: RunDir, final) -> tuple[list[dict], dict]:
 
     with final.as_directory() as d:
         shutil.copyfile(Path(d) / CHECKPOINT_FILE, run.checkpoint)
+    run.publish(run.checkpoint)
     state = load_checkpoint(run.checkpoint)
     run.truncate_metrics(0)
     for m in state.get("history", []):
@@ -201,7 +203,7 @@ def run_pretraining(
     from tune.data import read_train, split_keys, stream_train
     from tune.worker import WorkerRun, latest_checkpoint
 
-    out = Path(out).resolve()
+    out = str(out) if files.is_uri(out) else str(Path(out).resolve())
     storage = _storage(storage_path, out)
     _check_request(storage, name, resume, bn_mode, use_gpu)
     gpus = worker_gpus(use_gpu, gpus_per_worker)
@@ -267,7 +269,7 @@ def run_pretraining(
         "bn_mode": bn_mode,
         "final": history[-1] if history else {},
         "first_loss": history[0].get("loss") if history else None,
-        "checkpoint": str(run.checkpoint),
+        "checkpoint": files.join(run.location, run.checkpoint.name),
         "ray_checkpoint": final.path,
         "storage": f"{storage}/{name}",
     }
@@ -282,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True, help="prepared dataset folder (on a cluster: a "
                    "path every node reaches)")  # fmt: skip
-    p.add_argument("--out", required=True, help="run folder (absolute under ray job submit)")
+    p.add_argument("--out", required=True, help="run folder: a local folder (absolute under "
+                   "ray job submit) or a URI such as s3://bucket/runs/x")  # fmt: skip
     p.add_argument("--preset", choices=sorted(presets.PRETRAIN), default="small")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help=SET_HELP)
     p.add_argument("--num-workers", type=int, default=1)
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             from mcc.evaluate import evaluate
 
             ev = presets.evaluation(pre, args.preset, {"protocol": args.eval})
-            out = Path(args.out) / f"eval-{args.eval}"
+            out = files.join(args.out, f"eval-{args.eval}")
             r = evaluate(ev, res["checkpoint"], out, progress=not args.no_progress)
             print(f"{args.eval} top-1 {r['top1']:.2f}  top-5 {r['top5']:.2f}  ({out})")
             print(json.dumps({"top1": r["top1"], "top5": r["top5"]}))
