@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     sets = {s: dataset(work, s, args.per_class) for s in sizes}
     env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1]), **QUIET,
            "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}  # fmt: skip
-    ray.init(num_cpus=2, resources={TRIAL_DRIVER: 8},
+    # address="local": a Ray of its own even where another runs on this machine (a plain
+    # ray.init() would join that one and refuse the object-store size)
+    ray.init(address="local", num_cpus=2, resources={TRIAL_DRIVER: 8},
              object_store_memory=args.object_store_mb * MB, runtime_env={"env_vars": env},
              logging_level="WARNING")  # fmt: skip
     rows = {}

@@ -20,7 +20,9 @@ def test_peak_memory_is_flat_from_1x_to_4x(tmp_path):
     """One epoch at 1x and 4x a small set (its own local Ray, in a subprocess): the peak RSS
     of the driver and of the Train worker grow by less than 1.5x. No timings asserted."""
     out = tmp_path / "rows.json"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    # its own Ray: not the session's cluster that other tests may have connected to
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_AUTH_MODE"] = "disabled"
     subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--work", str(tmp_path),
          "--sizes", "1,4", "--per-class", "4", "--json", str(out)],

@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", default="data/synthetic", help="prepared dataset; the default "
-                   "synthetic set is generated there if missing")  # fmt: skip
+    p.add_argument("--data", default="data/synthetic", help="prepared dataset, a folder or a "
+                   "URI such as s3://bucket/ntu60; the default synthetic set is generated there "
+                   "if missing")  # fmt: skip
     p.add_argument("--out", default="runs/sweep", help="sweep folder (absolute under ray job "
                    "submit)")  # fmt: skip
     p.add_argument("--preset", choices=sorted(presets.PRETRAIN), default="sweep")
@@ -254,9 +255,10 @@ def sweep(args) -> int:
 
 
 def prepare_data(base: PretrainConfig) -> None:
+    from mcc import files
     from mcc.shards import MANIFEST
 
-    if (Path(base.data.path) / MANIFEST).exists():
+    if files.exists(files.join(base.data.path, MANIFEST)):
         return
     if Path(base.data.path) != Path("data/synthetic").resolve():
         raise ConfigError(f"--data {base.data.path} is not a prepared dataset (no {MANIFEST})")
