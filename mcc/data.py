@@ -44,10 +44,10 @@ def per_class_subset(
     return [samples[i] for i in per_class_indices([s.label for s in samples], fraction, seed, what)]
 
 
-def train_ids(cfg: DataConfig) -> list[str]:
-    """Sample ids of the pretraining split (train minus the validation carve), in the order
-    `load_splits(cfg).train` has them, read from the metadata columns only: the index of an id
-    in this list is the sample's index everywhere in training (batch plan, queue ids)."""
+def carve(cfg: DataConfig) -> tuple[list[str], np.ndarray]:
+    """The 'train' split's sample ids in shard order and which of them the validation carve
+    takes (`data.val_fraction`, a seeded per-class draw; a bool array), read from the metadata
+    columns only: the one rule for the pretraining split, shared with Ray Data (tune/data.py)."""
     manifest = read_manifest(cfg.path)
     ids: list[str] = []
     labels: list[int] = []
@@ -63,10 +63,19 @@ def train_ids(cfg: DataConfig) -> list[str]:
     if not ids:
         bench = f" in benchmark {cfg.benchmark!r}" if cfg.benchmark else ""
         raise ConfigError(f"dataset {cfg.path} has no 'train' split{bench}")
+    carved = np.zeros(len(ids), dtype=bool)
     if cfg.val_fraction > 0:
-        val = set(per_class_indices(labels, cfg.val_fraction, cfg.val_seed, "data.val_fraction"))
-        ids = [s for i, s in enumerate(ids) if i not in val]
-    return ids
+        val = per_class_indices(labels, cfg.val_fraction, cfg.val_seed, "data.val_fraction")
+        carved[val] = True
+    return ids, carved
+
+
+def train_ids(cfg: DataConfig) -> list[str]:
+    """Sample ids of the pretraining split (train minus the validation carve), in the order
+    `load_splits(cfg).train` has them: the index of an id in this list is the sample's index
+    everywhere in single-process training (batch plan, queue ids)."""
+    ids, carved = carve(cfg)
+    return [s for s, c in zip(ids, carved) if not c]
 
 
 def load_splits(cfg: DataConfig) -> Splits:

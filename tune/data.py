@@ -55,10 +55,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mcc import files
 from mcc.config import ConfigError, DataConfig, PretrainConfig
-from mcc.data import per_class_indices, train_ids
+from mcc.data import carve, train_ids
 from mcc.layouts import Layout
 from mcc.sampling import normalize
-from mcc.shards import read_manifest, read_shard
+from mcc.shards import read_manifest
 from mcc.train import batch_tensors, epoch_plan, view_arrays
 
 SHAPE = ["bodies", "frames", "joints", "channels"]
@@ -101,24 +101,11 @@ class TrainKeys:
 def split_keys(cfg: DataConfig) -> TrainKeys:
     """Read the metadata columns (sample_id, label) of the 'train' split, never the joints,
     and carve the validation part with mcc.data's seeded per-class draw."""
-    manifest = read_manifest(cfg.path)
-    col = split_column(manifest, cfg.benchmark)
-    ids: list[str] = []
-    labels: list[int] = []
-    for shard in manifest.shards:
-        t = read_shard(cfg.path, shard, columns=["sample_id", "label"],
-                       filters=[(col, "=", "train")])  # fmt: skip
-        ids += t.column("sample_id").to_pylist()
-        labels += t.column("label").to_pylist()
-    if not ids:
-        raise ConfigError(f"dataset {cfg.path} has no 'train' split")
+    ids, carved = carve(cfg)
     keys = sample_keys(ids)
-    carve = np.zeros(len(keys), dtype=bool)
-    if cfg.val_fraction > 0:
-        carve[per_class_indices(labels, cfg.val_fraction, cfg.val_seed, "data.val_fraction")] = 1
     if len(np.unique(keys)) != len(keys):
         raise ConfigError(f"dataset {cfg.path}: two training samples share a sample_id hash")
-    return TrainKeys(np.sort(keys[~carve]), np.sort(keys[carve]))
+    return TrainKeys(np.sort(keys[~carved]), np.sort(keys[carved]))
 
 
 def split_column(manifest, benchmark: str) -> str:
