@@ -30,6 +30,11 @@ EPOCHS = "epochs_done"  # ASHA's clock: epochs the trial's Train run has finishe
 _OWN = ("_state_file", "_loaded")  # attributes of this object, not of ASHA's state
 
 
+def with_clock(result: dict) -> dict:
+    """`result` with EPOCHS, from the `epoch` (0-based) that every epoch's report carries."""
+    return {**result, EPOCHS: int(result["epoch"]) + 1} if result and "epoch" in result else result
+
+
 class ResumableASHA(ASHAScheduler):
     def __init__(self, state_file: str, **kwargs) -> None:
         super().__init__(time_attr=EPOCHS, **kwargs)
@@ -60,9 +65,7 @@ class ResumableASHA(ASHAScheduler):
         self._load()
         if trial.trial_id in self._stopped:
             return TrialScheduler.STOP
-        if "epoch" in result:
-            result = {**result, EPOCHS: int(result["epoch"]) + 1}
-        action = super().on_trial_result(tune_controller, trial, result)
+        action = super().on_trial_result(tune_controller, trial, with_clock(result))
         if action == TrialScheduler.STOP:
             self._stopped.add(trial.trial_id)
         self._save()
@@ -72,9 +75,7 @@ class ResumableASHA(ASHAScheduler):
         self._load()
         if trial.trial_id not in self._trial_info:  # completed before the kill: recorded
             return
-        if result and "epoch" in result:
-            result = {**result, EPOCHS: int(result["epoch"]) + 1}
-        super().on_trial_complete(tune_controller, trial, result)
+        super().on_trial_complete(tune_controller, trial, with_clock(result))
         self._trial_info.pop(trial.trial_id, None)
         self._save()
 
